@@ -1,0 +1,85 @@
+"""What runs inside a Ray worker for one trial.
+
+The data set arrives through Ray's object store (`tune.with_parameters`), so a trial never
+opens an image file and every trial on a node maps the same read-only arrays. Worker
+processes are reused between trials (`reuse_actors`), so imports and backend set-up are
+paid once per worker, not once per trial.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from covidxr_core.errors import CovidxrError
+
+# A trial that fails for a reason that will not change on retry (a diverging loss, an
+# invalid configuration) leaves this file in its folder; a retry re-raises at once
+# instead of training again. Retries stay for what can change: a dead node or worker.
+_FAILURE_MARKER = "deterministic_failure.txt"
+
+
+class TrialFailed(CovidxrError):
+    """A trial failed in a way a retry cannot fix; the message says why."""
+
+
+def run_trial(config: dict[str, Any], *, data: Any, base: Any, space: Any) -> None:
+    """Ray Tune function trainable: train one configuration, report every epoch.
+
+    Args:
+        config: the sampled hyperparameters, by name.
+        data: the decoded `Dataset` (from the object store).
+        base: the `TrainConfig` the sampled values are applied to.
+        space: the `SearchSpace` that maps names to config fields.
+    """
+    import ray
+    from ray import tune
+
+    from covidxr_core._backend import configure_backend
+
+    configure_backend()
+    from covidxr_core.train import TrainingDiverged, train
+
+    started = time.perf_counter()
+    trial_dir = Path(tune.get_context().get_trial_dir())
+    marker = trial_dir / _FAILURE_MARKER
+    if marker.exists():
+        raise TrialFailed(marker.read_text())
+
+    node = {
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "node_ip": ray.util.get_node_ip_address(),
+        "pid": os.getpid(),
+    }
+    train_s = 0.0
+
+    def report(epoch: int, metrics: dict[str, float]) -> None:
+        nonlocal train_s
+        train_s += float(metrics.get("epoch_s", 0.0))
+        tune.report(
+            {
+                **metrics,
+                **node,
+                "epoch": epoch,
+                "train_s": train_s,
+                "trial_wall_s": time.perf_counter() - started,
+            }
+        )
+
+    try:
+        train_config = space.apply(config, base)
+        train(train_config, data, callbacks=[report], evaluate_test=False, n_boot=0)
+    except (CovidxrError, TrainingDiverged) as exc:
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"{type(exc).__name__}: {exc}")
+        raise TrialFailed(f"{type(exc).__name__}: {exc}") from exc
+    except Exception as exc:
+        # Out-of-memory errors come from the backend under many names; they are as
+        # deterministic as a bad config for the same trial on the same hardware.
+        if "resourceexhausted" in type(exc).__name__.lower() or "out of memory" in str(exc).lower():
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(f"out of memory: {exc}")
+            raise TrialFailed(f"out of memory: {str(exc)[:500]}") from exc
+        raise
