@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -167,22 +168,34 @@ def read_error(trial: Any) -> str:
 class LeaderboardCallback(Callback):
     """Keeps a Leaderboard in step with Ray Tune's trial events."""
 
-    def __init__(self, board: Leaderboard, gpus: float, cpus: float):
+    def __init__(self, board: Leaderboard, gpus: float, cpus: float,
+                 on_save: Callable[[], None] | None = None):
         self.board = board
         self.gpus = gpus
         self.cpus = cpus
+        self.on_save = on_save
+
+    def _save(self) -> None:
+        self.board.save()
+        if self.on_save is not None:
+            self.on_save()
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Ray pickles the RunConfig into the experiment folder; the live objects are
+        # replaced on resume, so only a placeholder needs to survive.
+        return {"board": None, "gpus": self.gpus, "cpus": self.cpus, "on_save": None}
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.board.start(trial.trial_id, trial.config, self.gpus, self.cpus)
-        self.board.save()
+        self._save()
 
     def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
         self.board.result(trial.trial_id, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.board.finish(trial.trial_id)
-        self.board.save()
+        self._save()
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.board.finish(trial.trial_id, error=read_error(trial))
-        self.board.save()
+        self._save()

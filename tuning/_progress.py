@@ -30,6 +30,12 @@ class ProgressCallback(Callback):
         self._last = 0.0
         self._live: Live | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # Pickled with the RunConfig by Ray; the console and live display stay behind.
+        state = self.__dict__.copy()
+        state.update(board=None, console=None, _live=None)
+        return state
+
     def counts(self) -> dict[str, int]:
         out = {"completed": 0, "early-stopped": 0, "failed": 0, "running": 0}
         for row in self.board.rows.values():

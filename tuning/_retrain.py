@@ -47,6 +47,7 @@ def train_seed(train_config: Any, data: Any, n_boot: int) -> dict[str, Any]:
         "wall_s": result.wall_s,
         "fit_s": result.fit_s,
         "test_probs": np.asarray(probs, dtype=np.float64),
+        "test_labels": np.asarray(test_split.labels),
         "model_bytes": model_bytes,
     }
 
@@ -107,6 +108,7 @@ def write_role(out_dir: Path, role: str, train_config: Any, runs: list[dict[str,
     }
     (out_dir / "metrics.json").write_text(json.dumps(_plain(summary), indent=2, allow_nan=False))
     np.save(out_dir / "test_probs.npy", exported["test_probs"])
+    np.save(out_dir / "test_labels.npy", exported["test_labels"])
     return summary
 
 

@@ -11,6 +11,7 @@ from search_spaces import SearchSpace
 from tuning._leaderboard import Leaderboard, LeaderboardCallback
 from tuning._progress import ProgressCallback
 from tuning._spec import StudySpec
+from tuning._storage import RunLocation
 from tuning._trainable import run_trial
 
 TUNE_DIR = "tune"
@@ -20,8 +21,8 @@ def optuna_storage_url(run_dir: Path) -> str:
     return f"sqlite:///{run_dir / 'optuna.db'}"
 
 
-def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any, run_dir: Path,
-               resume: bool, console: Console) -> Leaderboard:
+def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any,
+               location: RunLocation, resume: bool, console: Console) -> Leaderboard:
     """Runs (or resumes) the trials; returns the leaderboard, also saved as Parquet."""
     import optuna
     import ray
@@ -33,9 +34,14 @@ def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any, run_di
     from tuning.study import _gpus_per_trial
 
     gpus = _gpus_per_trial(spec)
+    run_dir = location.local
     board = Leaderboard(run_dir / "leaderboard.parquet", space, spec.metric, spec.mode, spec.epochs)
     progress = ProgressCallback(board, spec.trials, console)
-    callbacks = [LeaderboardCallback(board, gpus, spec.cpus_per_trial), progress]
+    callbacks = [
+        LeaderboardCallback(board, gpus, spec.cpus_per_trial,
+                            on_save=lambda: location.push("leaderboard.parquet", "optuna.db")),
+        progress,
+    ]
 
     # The data set goes into the object store once; trials get a zero-copy view of it.
     data_ref = ray.put(data)
@@ -43,12 +49,12 @@ def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any, run_di
         tune.with_parameters(run_trial, data=data_ref, base=base, space=space),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},
     )
-    tune_path = run_dir / TUNE_DIR
+    tune_path = f"{location.tune_storage}/{TUNE_DIR}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    if resume and tune.Tuner.can_restore(str(tune_path)):
+    if resume and tune.Tuner.can_restore(tune_path):
         console.print(f"[bold]resuming[/] {tune_path}")
         tuner = tune.Tuner.restore(
-            str(tune_path), trainable=trainable, resume_unfinished=True, resume_errored=False
+            tune_path, trainable=trainable, resume_unfinished=True, resume_errored=False
         )
         # Ray pickles the RunConfig with the study; the live callbacks replace those copies.
         tuner._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
@@ -82,7 +88,7 @@ def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any, run_di
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,
-                storage_path=str(run_dir),
+                storage_path=location.tune_storage,
                 verbose=2 if spec.verbose else 0,
                 callbacks=callbacks,
                 failure_config=tune.FailureConfig(max_failures=spec.max_failures),

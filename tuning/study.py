@@ -21,6 +21,7 @@ from rich.console import Console
 
 from covidxr_core.errors import ConfigError, CovidxrError
 from tuning._spec import StudySpec
+from tuning._storage import RunLocation, check_visible_from_all_nodes, locate
 
 # Ray reads these when it is imported: checkpoint the experiment at every step (cheap at
 # this scale) so a killed driver loses no finished trial, and keep its banners quiet.
@@ -45,9 +46,9 @@ class StudyError(CovidxrError):
     """A problem that stops the study before (or instead of) running trials."""
 
 
-def resolve_run_dir(spec: StudySpec) -> Path:
+def resolve_location(spec: StudySpec) -> RunLocation:
     name = spec.name or time.strftime("%Y%m%d-%H%M%S")
-    return Path(spec.output).expanduser().resolve() / name
+    return locate(spec.output, name)
 
 
 @contextlib.contextmanager
@@ -119,7 +120,10 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
     """Runs (or resumes) a study and returns where its results are."""
     console = console or Console()
     started = time.monotonic()
-    run_dir = resolve_run_dir(spec)
+    location = resolve_location(spec)
+    run_dir = location.local
+    if resume:
+        location.pull()
     if resume and (run_dir / "study.json").exists():
         saved = StudySpec.from_json(run_dir / "study.json")
         # The saved study defines the search; only how it runs may change on resume.
@@ -139,9 +143,11 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
         if not resume:
             (run_dir / "study.json").write_text(spec.to_json())
         _init_ray(spec)
+        check_visible_from_all_nodes(location)
+        location.push("study.json")
         from tuning._search import run_search
 
-        board = run_search(spec, space, data, base, run_dir, resume, console)
+        board = run_search(spec, space, data, base, location, resume, console)
         outcome_verdict = None
         if spec.retrain_seeds > 0:
             from tuning._final import retrain_and_compare
@@ -155,6 +161,9 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
             write_report(run_dir)
         except ImportError:
             pass
+        location.push()
+        if location.uri:
+            console.print(f"[bold]uploaded[/] {location.uri}")
         return StudyOutcome(run_dir, run_dir / "leaderboard.parquet", len(board.rows), outcome_verdict, wall)
 
 
