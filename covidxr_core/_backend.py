@@ -1,0 +1,86 @@
+"""Backend set-up that has to happen before (or right after) Keras is first imported.
+
+Several trials share one GPU in a search, so neither TensorFlow nor JAX may grab all of
+its memory up front; both decide that when they start, hence this module. TensorFlow is
+imported only inside the branch where it is the selected backend.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from pathlib import Path
+
+_configured: str | None = None
+
+
+def _requested_backend() -> str:
+    """The backend Keras will pick, read the way Keras reads it, without importing Keras."""
+    name = os.environ.get("KERAS_BACKEND")
+    if name:
+        return name
+    keras_home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
+    try:
+        settings = json.loads((keras_home / "keras.json").read_text())
+    except (OSError, ValueError):
+        return "tensorflow"
+    return str(settings.get("backend", "tensorflow"))
+
+
+def configure_backend() -> str:
+    """Quiet TensorFlow's logs, stop GPU memory preallocation and return the backend name.
+
+    Idempotent: the first call does the work, later calls only return the name. Call it
+    before anything imports Keras; afterwards TensorFlow's memory growth can still be set
+    as long as no GPU has been used yet (otherwise the GPU keeps its current setting).
+
+    Returns:
+        The Keras backend name, e.g. ``"tensorflow"`` or ``"jax"``.
+    """
+    global _configured
+    if _configured is not None:
+        return _configured
+
+    # Both are read once, when the library starts, so they must be set before import.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if _requested_backend() == "jax":
+        # JAX would otherwise reserve 75% of the GPU for the first trial that starts.
+        os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
+
+    import keras
+
+    name = keras.backend.backend()
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        for gpu in tf.config.list_physical_devices("GPU"):
+            # RuntimeError: the GPU was initialised before we got here and its setting can
+            # no longer change; failing a trial over it would be worse than sharing less.
+            with contextlib.suppress(RuntimeError):
+                tf.config.experimental.set_memory_growth(gpu, True)
+    _configured = name
+    return name
+
+
+def enable_determinism(seed: int) -> None:
+    """Seed Python, NumPy and the backend, and make TensorFlow's kernels deterministic.
+
+    With the same seed, data and backend on a CPU, two runs then give identical results.
+    JAX is deterministic by construction once its keys are seeded.
+
+    Args:
+        seed: Seed for every random number generator Keras uses.
+    """
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    if configure_backend() == "tensorflow":
+        import tensorflow as tf
+
+        # Without this, some TF CPU kernels (e.g. reductions split over threads) and the
+        # tf.data shuffle may differ between runs.
+        tf.config.experimental.enable_op_determinism()
+
+
+__all__ = ["configure_backend", "enable_determinism"]
