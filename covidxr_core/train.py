@@ -1,0 +1,508 @@
+"""One training run: ``train(config, data) -> TrainResult``, ``save_run`` and a small CLI.
+
+Whoever drives training (Ray Tune, KerasTuner, the CLI below) passes plain callables that
+receive each epoch's validation metrics; raising in one stops the run, which is how a
+scheduler prunes a trial. All classification numbers come from ``covidxr_core.metrics``.
+
+    python -m covidxr_core.train --data DIR --preset seed --epochs 10 --output runs/one
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from covidxr_core._backend import configure_backend, enable_determinism
+
+configure_backend()  # quiet logs and GPU memory growth must precede Keras' start-up
+
+import keras  # noqa: E402
+
+from covidxr_core.data._dataset import Dataset  # noqa: E402
+from covidxr_core.errors import ConfigError, CovidxrError, DataError  # noqa: E402
+from covidxr_core.metrics import classification_metrics  # noqa: E402
+from covidxr_core.model import PRESETS, ModelConfig, build_model, preset  # noqa: E402
+
+# precision name -> Keras dtype policy
+PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
+
+# What an epoch callback receives, besides the 1-based epoch number. A value undefined on
+# the validation split (e.g. AUC with one class) is NaN here and null in metrics.json.
+EPOCH_KEYS = (
+    "train_loss",
+    "train_accuracy",
+    "val_loss",
+    "val_accuracy",
+    "val_auc",
+    "val_sensitivity",
+    "val_specificity",
+    "epoch_s",
+)
+
+EpochCallback = Callable[[int, dict[str, float]], None]
+
+
+class TrainingDiverged(CovidxrError):
+    """The training loss became NaN or infinite; more epochs cannot bring it back."""
+
+    def __init__(self, epoch: int, loss: float) -> None:
+        self.epoch = epoch
+        self.loss = loss
+        super().__init__(
+            f"training diverged: train loss is {loss} after epoch {epoch} "
+            "(lower the learning rate, or use a different optimizer)"
+        )
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides one training run besides the data."""
+
+    model: ModelConfig
+    epochs: int = 10  # recipe: 10 epochs
+    batch_size: int = 32  # recipe: batch 32
+    seed: int = 0  # weights, augmentation draws and shuffling all follow from it
+    precision: str = "fp32"  # "fp32", or "bf16" (Keras' mixed_bfloat16 policy)
+    verbose: int = 0  # Keras fit's progress output: 0 silent, 1 bar, 2 one line per epoch
+
+    def __post_init__(self) -> None:
+        if isinstance(self.model, Mapping):
+            object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
+
+        def fail(name: str, rule: str, value: object) -> None:
+            raise ConfigError(f"TrainConfig.{name}: {rule}, but got {value!r}")
+
+        if not isinstance(self.model, ModelConfig):
+            fail("model", "must be a ModelConfig", self.model)
+        if self.epochs < 1:
+            fail("epochs", "`epochs >= 1` must hold", self.epochs)
+        if self.batch_size < 1:
+            fail("batch_size", "`batch_size >= 1` must hold", self.batch_size)
+        if self.precision not in PRECISIONS:
+            fail("precision", f"must be one of {', '.join(PRECISIONS)}", self.precision)
+        if self.verbose not in (0, 1, 2):
+            fail("verbose", "must be 0, 1 or 2", self.verbose)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class TrainResult:
+    """What one run produced.
+
+    ``history`` has one dict per epoch: ``epoch`` plus ``EPOCH_KEYS``. ``train_loss`` is
+    Keras' objective on augmented batches (cross-entropy plus the L2 penalty), averaged
+    over the epoch; the ``val_*`` values are plain cross-entropy and metrics on the
+    unaugmented validation split after the epoch.
+    """
+
+    history: list[dict[str, float]]
+    validation: dict[str, Any]  # classification_metrics of the final model
+    test: dict[str, Any] | None  # same on the test split; None if not evaluated
+    model: keras.Model
+    wall_s: float  # the whole call, including model building and tracing
+    fit_s: float  # inside model.fit's training epochs (first one includes tracing)
+    config: TrainConfig  # as trained: class names and positive class from the data
+    backend: str = ""
+    data_summary: dict[str, Any] = field(default_factory=dict)  # source, counts, notes...
+
+
+def _model_config_for(config: ModelConfig, data: Dataset) -> ModelConfig:
+    """The model config with the data's classes; refuse data of another size or depth."""
+    if data.image_size != config.image_size or data.channels != config.channels:
+        raise ConfigError(
+            f"data and model disagree: the data set is {data.image_size} px with "
+            f"{data.channels} channel(s), the model expects {config.image_size} px with "
+            f"{config.channels} channel(s); decode the data at the model's size or set "
+            "the model's image_size/channels to the data's"
+        )
+    return dataclasses.replace(
+        config,
+        class_names=tuple(data.class_names),
+        positive_class=data.positive_class,
+        num_classes=len(data.class_names),
+    )
+
+
+def _check_splits(data: Dataset) -> None:
+    expected = (data.image_size, data.image_size, data.channels)
+    for name in ("train", "validation"):
+        if name not in data.splits or len(data.splits[name]) == 0:
+            raise DataError(f"the {name} split of {data.source} is empty; training needs it")
+    for name, split in data.splits.items():
+        if len(split) and (split.images.dtype != np.uint8 or split.images.shape[1:] != expected):
+            raise DataError(
+                f"the {name} split of {data.source}: images must be uint8 with shape "
+                f"(N, {', '.join(map(str, expected))}), but got {split.images.dtype} "
+                f"{split.images.shape}"
+            )
+
+
+@contextlib.contextmanager
+def _dtype_policy(precision: str) -> Iterator[None]:
+    # Layers read the global policy when they are created; restore it so one bf16 run does
+    # not change the next run in the same process (a reused Ray worker).
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(PRECISIONS[precision])
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def _nan_if_none(value: float | None) -> float:
+    return float("nan") if value is None else float(value)
+
+
+class _EpochReporter(keras.callbacks.Callback):
+    """After each epoch: check the loss, score the validation split, call the user."""
+
+    def __init__(
+        self,
+        data: Dataset,
+        batch_size: int,
+        callbacks: Sequence[EpochCallback],
+    ) -> None:
+        super().__init__()
+        self._split = data.splits["validation"]
+        self._class_names = tuple(data.class_names)
+        self._positive_index = data.positive_index
+        self._batch_size = batch_size
+        self._callbacks = tuple(callbacks)
+        self._started = 0.0
+        self.history: list[dict[str, float]] = []
+        self.fit_s = 0.0
+        self.last_probs: np.ndarray | None = None
+
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        self._started = time.perf_counter()
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        epoch_s = time.perf_counter() - self._started
+        self.fit_s += epoch_s
+        logs = logs or {}
+        train_loss = float(logs.get("loss", float("nan")))
+        if not math.isfinite(train_loss):
+            raise TrainingDiverged(epoch + 1, train_loss)
+
+        probs = np.asarray(
+            self.model.predict(self._split.images, batch_size=self._batch_size, verbose=0)
+        )
+        self.last_probs = probs
+        val = classification_metrics(
+            self._split.labels, probs, self._positive_index, self._class_names, n_boot=0
+        )
+        row = {
+            "train_loss": train_loss,
+            "train_accuracy": float(logs.get("accuracy", float("nan"))),
+            "val_loss": _nan_if_none(val["loss"]),
+            "val_accuracy": _nan_if_none(val["accuracy"]),
+            "val_auc": _nan_if_none(val["auc"]),
+            "val_sensitivity": _nan_if_none(val["sensitivity"]),
+            "val_specificity": _nan_if_none(val["specificity"]),
+            "epoch_s": epoch_s,
+        }
+        self.history.append({"epoch": epoch + 1, **row})
+        # A user callback's exception ends model.fit and leaves train(); the tuner relies
+        # on that to stop a trial.
+        for callback in self._callbacks:
+            callback(epoch + 1, dict(row))
+
+
+def _data_summary(data: Dataset) -> dict[str, Any]:
+    return {
+        "source": data.source,
+        "synthetic": data.synthetic,
+        "notes": list(data.notes),
+        "counts": data.counts(),
+        "image_size": data.image_size,
+        "channels": data.channels,
+        "class_names": list(data.class_names),
+        "positive_class": data.positive_class,
+        "skipped": len(data.skipped),
+        "cache_hit": data.cache_hit,
+    }
+
+
+def train(
+    config: TrainConfig,
+    data: Dataset,
+    callbacks: Sequence[EpochCallback] = (),
+    evaluate_test: bool = True,
+    n_boot: int = 1000,
+) -> TrainResult:
+    """Train one configuration on ``data`` and measure it.
+
+    The same seed, data and backend on a CPU give the same history and metrics.
+
+    Args:
+        config: What to train and how.
+        data: The decoded data set; its image size and channels must match the model's.
+            The model takes the data's class names and positive class.
+        callbacks: Called after every epoch as ``callback(epoch, metrics)`` with the
+            1-based epoch and ``EPOCH_KEYS``; an exception stops training and propagates.
+        evaluate_test: Also measure the final model on the test split (if not empty).
+        n_boot: Bootstrap resamples for the final metrics' 95% intervals (0: none).
+
+    Returns:
+        The history, final validation (and test) metrics, the trained model and timings.
+
+    Raises:
+        ConfigError: The data's image size or channels differ from the model's.
+        DataError: The train or validation split is empty or malformed.
+        TrainingDiverged: The training loss became NaN or infinite.
+    """
+    started = time.perf_counter()
+    backend = configure_backend()
+    model_config = _model_config_for(config.model, data)
+    config = dataclasses.replace(config, model=model_config)
+    _check_splits(data)
+
+    enable_determinism(config.seed)
+    with _dtype_policy(config.precision):
+        model = build_model(model_config)
+
+    train_split = data.splits["train"]
+    onehot = np.eye(len(data.class_names), dtype=np.float32)[train_split.labels]
+    reporter = _EpochReporter(data, config.batch_size, callbacks)
+    # Shuffling inside fit draws from the seeded global generators (enable_determinism).
+    model.fit(
+        train_split.images,
+        onehot,
+        batch_size=config.batch_size,
+        epochs=config.epochs,
+        shuffle=True,
+        verbose=config.verbose,
+        callbacks=[reporter],
+    )
+
+    # The model does not change after the last epoch, so its validation predictions stand.
+    assert reporter.last_probs is not None  # fit ran at least one epoch (epochs >= 1)
+    validation = classification_metrics(
+        data.splits["validation"].labels,
+        reporter.last_probs,
+        data.positive_index,
+        data.class_names,
+        n_boot=n_boot,
+        seed=config.seed,
+    )
+    test = None
+    test_split = data.splits.get("test")
+    if evaluate_test and test_split is not None and len(test_split) > 0:
+        probs = model.predict(test_split.images, batch_size=config.batch_size, verbose=0)
+        test = classification_metrics(
+            test_split.labels,
+            np.asarray(probs),
+            data.positive_index,
+            data.class_names,
+            n_boot=n_boot,
+            seed=config.seed,
+        )
+    return TrainResult(
+        history=reporter.history,
+        validation=validation,
+        test=test,
+        model=model,
+        wall_s=time.perf_counter() - started,
+        fit_s=reporter.fit_s,
+        config=config,
+        backend=backend,
+        data_summary=_data_summary(data),
+    )
+
+
+def _jsonable(value: Any) -> Any:
+    """Plain JSON values: non-finite floats become None, NumPy and tuples become Python."""
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return _jsonable(value.tolist())
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if value is None or isinstance(value, str):
+        return value
+    return str(value)
+
+
+def save_run(result: TrainResult, out_dir: str | Path) -> None:
+    """Write ``out_dir/model.keras`` and ``out_dir/metrics.json`` (strict JSON: no NaN)."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result.model.save(out / "model.keras")
+    payload = {
+        "config": result.config.to_dict(),
+        "backend": result.backend,
+        "keras_version": keras.__version__,
+        "wall_s": result.wall_s,
+        "fit_s": result.fit_s,
+        "data": result.data_summary,
+        "history": result.history,
+        "validation": result.validation,
+        "test": result.test,
+    }
+    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False)
+    (out / "metrics.json").write_text(text + "\n")
+
+
+# ----------------------------------------------------------------------------- CLI
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m covidxr_core.train",
+        description="Train one configuration of the chest X-ray CNN and save model + metrics.",
+    )
+    p.add_argument(
+        "--data",
+        help="data folder DIR/{train,validation,test}/<class>/ "
+        "(default: the small synthetic demo set)",
+    )
+    p.add_argument(
+        "--preset",
+        default="seed",
+        help=f"model preset: {', '.join(PRESETS)} (default: seed, the recipe)",
+    )
+    p.add_argument("--epochs", type=int, default=10)
+    p.add_argument("--image-size", type=int, help="square side in px (default: the preset's)")
+    p.add_argument("--channels", type=int, choices=(1, 3), help="default: the preset's")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--lr", type=float, help="initial learning rate (default: the preset's)")
+    p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
+    p.add_argument(
+        "--cache-dir", help="decoded-array cache (default: $COVIDXR_CACHE or ~/.cache/covidxr)"
+    )
+    p.add_argument("--output", required=True, help="folder for model.keras and metrics.json")
+    return p
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.{digits}f}"
+
+
+def _with_ci(metrics: dict[str, Any], name: str) -> str:
+    interval = (metrics.get("ci95") or {}).get(name)
+    ci = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
+    return f"{_fmt(metrics.get(name))}{ci}"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (2 for a usage or data error)."""
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    args = _parser().parse_args(argv)
+    console = Console(highlight=False)
+    try:
+        overrides: dict[str, Any] = {}
+        if args.image_size is not None:
+            overrides["image_size"] = args.image_size
+        if args.channels is not None:
+            overrides["channels"] = args.channels
+        if args.lr is not None:
+            overrides["learning_rate"] = args.lr
+        model_config = preset(args.preset, **overrides)
+        config = TrainConfig(
+            model=model_config,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            seed=args.seed,
+            precision=args.precision,
+        )
+
+        from covidxr_core.data import DataConfig, load_dataset
+
+        data_kwargs: dict[str, Any] = {
+            "image_size": model_config.image_size,
+            "channels": model_config.channels,
+        }
+        if args.cache_dir is not None:
+            data_kwargs["cache_dir"] = args.cache_dir
+        t0 = time.perf_counter()
+        data = load_dataset(args.data, DataConfig(**data_kwargs))
+        how = "cache hit" if data.cache_hit else f"{time.perf_counter() - t0:.1f} s"
+        console.print(
+            f"[bold]data[/] {escape(data.source)}{' (synthetic)' if data.synthetic else ''}: "
+            f"{data.image_size} px, {data.channels} channel(s), positive class "
+            f"{escape(data.positive_class)!r} ({how})"
+        )
+        for split, counts in data.counts().items():
+            line = ", ".join(f"{escape(c)} {n}" for c, n in counts.items())
+            console.print(f"  {split:<10} {sum(counts.values()):>5}  ({line})")
+        for note in data.notes:
+            console.print(f"  [dim]· {escape(note)}[/]")
+
+        def show_epoch(epoch: int, m: dict[str, float]) -> None:
+            console.print(
+                f"epoch {epoch}/{config.epochs}  train loss {_fmt(m['train_loss'])} "
+                f"acc {_fmt(m['train_accuracy'])} | val loss {_fmt(m['val_loss'])} "
+                f"acc {_fmt(m['val_accuracy'])} auc {_fmt(m['val_auc'])} "
+                f"sens {_fmt(m['val_sensitivity'])} spec {_fmt(m['val_specificity'])} "
+                f"| {m['epoch_s']:.1f} s"
+            )
+
+        result = train(config, data, callbacks=[show_epoch])
+        save_run(result, args.output)
+    except CovidxrError as exc:
+        console.print(f"[red]error: {escape(str(exc))}[/]", soft_wrap=True)
+        return 2
+
+    table = Table(title="final metrics (95% bootstrap CI)", title_justify="left")
+    for column in ("split", "n", "loss", "accuracy", "AUC", "sensitivity", "specificity"):
+        table.add_column(column)
+    for split, metrics in (("validation", result.validation), ("test", result.test)):
+        if metrics is None:
+            continue
+        table.add_row(
+            split,
+            str(metrics["n"]),
+            _fmt(metrics["loss"]),
+            _fmt(metrics["accuracy"]),
+            _with_ci(metrics, "auc"),
+            _with_ci(metrics, "sensitivity"),
+            _with_ci(metrics, "specificity"),
+        )
+    console.print(table)
+    console.print(
+        f"[green]saved[/] {escape(str(Path(args.output) / 'model.keras'))} and metrics.json "
+        f"({result.backend} backend, {result.wall_s:.1f} s total, {result.fit_s:.1f} s fitting)"
+    )
+    return 0
+
+
+__all__ = [
+    "EPOCH_KEYS",
+    "PRECISIONS",
+    "EpochCallback",
+    "TrainConfig",
+    "TrainResult",
+    "TrainingDiverged",
+    "main",
+    "save_run",
+    "train",
+]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
