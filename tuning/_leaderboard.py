@@ -89,6 +89,7 @@ class Leaderboard:
         self.mode = mode
         self.max_epochs = max_epochs
         self.rows: dict[str, dict[str, Any]] = {}
+        self.search_wall_s: float | None = None  # set when the search ends
         if path.exists():
             for row in pq.read_table(path).to_pylist():
                 self.rows[row["trial_id"]] = row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -95,9 +96,11 @@ def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any,
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
             ),
         )
+    started = time.monotonic()
     try:
         tuner.fit()
     finally:
+        board.search_wall_s = time.monotonic() - started
         progress.close()
         board.save()
     return board

@@ -227,6 +227,7 @@ def _write_summary(run_dir: Path, spec: StudySpec, data: Any, board: Any, wall: 
         "trials": len(rows),
         "stop_reasons": stops,
         "wall_s": wall,
+        "search_wall_s": board.search_wall_s,
         "hardware": {
             "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
             "cpus": ray.cluster_resources().get("CPU", 0),

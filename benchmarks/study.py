@@ -1,0 +1,121 @@
+"""Trials per minute: `tuning/run.py` against a naive Ray Tune + Keras study, side by side.
+
+    python benchmarks/study.py [--data DIR] [--trials 6] [--epochs 2] [--json OUT]
+
+Both studies search the same space with Optuna TPE + ASHA over the same data, trial count
+and epochs, one after the other in this process tree. The naive one (benchmarks/
+_naive_study.py) starts a fresh process per trial, decodes images in every trial with
+`ImageDataGenerator` and augments with Keras's separate `Random*` layers.
+
+Per-trial overhead = a trial's wall time (driver's view, start to finish) minus the time
+inside its training epochs. JSON keys: `speedup_trials_per_min`, `overhead_s_per_trial`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def default_data() -> str:
+    shared = REPO.parent / "shared" / "data" / "covid-cxr"
+    if shared.is_dir():
+        return str(shared)
+    from covidxr_core.data import demo_data_path
+
+    return str(demo_data_path())
+
+
+def run_ours(args: argparse.Namespace, out: Path) -> dict:
+    import pyarrow.parquet as pq
+
+    cmd = [sys.executable, str(REPO / "tuning" / "run.py"), "--data", args.data,
+           "--trials", str(args.trials), "--epochs", str(args.epochs),
+           "--image-size", str(args.image_size), "--channels", str(args.channels),
+           "--space", args.space, "--retrain-seeds", "0", "--output", str(out), "--name", "ours",
+           "--seed", str(args.seed)]
+    started = time.monotonic()
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    total = time.monotonic() - started
+    summary = json.loads((out / "ours" / "summary.json").read_text())
+    rows = pq.read_table(out / "ours" / "leaderboard.parquet").to_pylist()
+    overheads = [r["wall_s"] - r["train_s"] for r in rows if r["wall_s"] and r["train_s"]]
+    search = summary["search_wall_s"]
+    return {
+        "wall_s": search,
+        "process_wall_s": total,
+        "trials": len(rows),
+        "trials_per_min": len(rows) / search * 60,
+        "overhead_s_per_trial": sum(overheads) / len(overheads),
+        "trial_wall_s": sum(r["wall_s"] for r in rows) / len(rows),
+    }
+
+
+def run_naive(args: argparse.Namespace, out: Path) -> dict:
+    result = out / "naive.json"
+    cmd = [sys.executable, str(REPO / "benchmarks" / "_naive_study.py"), "--data", args.data,
+           "--trials", str(args.trials), "--epochs", str(args.epochs),
+           "--image-size", str(args.image_size), "--channels", str(args.channels),
+           "--space", args.space, "--seed", str(args.seed), "--storage", str(out / "naive"),
+           "--json", str(result)]
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return json.loads(result.read_text())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=None, help="data folder (default: ../shared/data/covid-cxr, else the demo)")
+    parser.add_argument("--trials", type=int, default=6)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--image-size", type=int, default=128)
+    parser.add_argument("--channels", type=int, default=1)
+    parser.add_argument("--space", default="small")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None)
+    args = parser.parse_args()
+    args.data = args.data or default_data()
+
+    from rich.console import Console
+    from rich.table import Table
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        os.environ["COVIDXR_CACHE"] = str(out / "cache")  # ours starts from a cold cache too
+        ours = run_ours(args, out)
+        naive = run_naive(args, out)
+
+    result = {
+        "setup": {k: getattr(args, k) for k in ("data", "trials", "epochs", "image_size", "channels", "space")},
+        "cpus": os.cpu_count(),
+        "ours": ours,
+        "naive": naive,
+        "speedup_trials_per_min": ours["trials_per_min"] / naive["trials_per_min"],
+        "overhead_s_per_trial": ours["overhead_s_per_trial"],
+        "naive_overhead_s_per_trial": naive["overhead_s_per_trial"],
+    }
+    table = Table(title=f"study throughput: {args.trials} trials × {args.epochs} epochs, {args.image_size}px, {os.cpu_count()} CPUs")
+    table.add_column("")
+    table.add_column("tuning/run.py", justify="right")
+    table.add_column("naive Ray Tune + Keras", justify="right")
+    table.add_column("ratio", justify="right")
+    for key, label in (("wall_s", "search wall (s)"), ("trials_per_min", "trials / min"),
+                       ("trial_wall_s", "mean trial wall (s)"), ("overhead_s_per_trial", "overhead / trial (s)")):
+        a, b = ours[key], naive[key]
+        table.add_row(label, f"{a:.2f}", f"{b:.2f}", f"{a / b:.2f}×" if b else "–")
+    Console().print(table)
+    print(f"speedup_trials_per_min = {result['speedup_trials_per_min']:.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
