@@ -10,8 +10,13 @@ summary.json, report.html}. `optuna-dashboard sqlite:///runs/NAME/optuna.db` ope
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
+
+if "-v" not in sys.argv and "--verbose" not in sys.argv:
+    # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a progress screen.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 if __package__ in (None, ""):
     # Run as a script (`python tuning/run.py`): make the repository root importable.
@@ -74,9 +79,35 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
     return spec
 
 
+def _import_backend_quietly() -> None:
+    """Imports Keras and its backend with native stderr muted.
+
+    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL in
+    TF 2.21; they would land in the middle of the progress display. `-v` keeps them.
+    """
+    import contextlib
+    import tempfile
+
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink, contextlib.suppress(ImportError):
+        os.dup2(sink.fileno(), 2)
+        try:
+            from covidxr_core._backend import configure_backend
+
+            if configure_backend() == "tensorflow":
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")  # the CUDA probe prints too
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     console = Console()
+    if not args.verbose:
+        _import_backend_quietly()
     try:
         spec = spec_from_args(args)
         if args.resume and not spec.name:

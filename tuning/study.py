@@ -27,7 +27,6 @@ from tuning._storage import RunLocation, check_visible_from_all_nodes, locate
 # this scale) so a killed driver loses no finished trial, and keep its banners quiet.
 os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
 os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
 os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 
 
@@ -87,6 +86,9 @@ def _init_ray(spec: StudySpec) -> None:
     import ray
 
     level = logging.INFO if spec.verbose else logging.WARNING
+    if not spec.verbose:
+        # Ray announces its (on by default) token authentication on every local start.
+        logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
     env = {k: os.environ[k] for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COVIDXR_CACHE") if k in os.environ}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     kwargs: dict[str, Any] = dict(
@@ -148,6 +150,7 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
         from tuning._search import run_search
 
         board = run_search(spec, space, data, base, location, resume, console)
+        console.print(f"[bold]search[/] {len(board.rows)} trials in {board.search_wall_s:.1f}s")
         outcome_verdict = None
         if spec.retrain_seeds > 0:
             from tuning._final import retrain_and_compare
