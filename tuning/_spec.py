@@ -11,6 +11,8 @@ from typing import Any
 from covidxr_core.errors import ConfigError
 
 DEFAULT_METRIC = "val_auc"
+ENGINES = ("ray", "keras-tuner")
+KT_TUNERS = ("hyperband", "bayesian", "random")
 _METRICS = {"val_auc": "max", "val_accuracy": "max", "val_loss": "min",
             "val_sensitivity": "max", "val_specificity": "max"}
 
@@ -39,6 +41,9 @@ class StudySpec:
     trial_timeout_s: float | None = None  # per-trial wall-clock limit
     cache_dir: str | None = None
     n_boot: int = 1000  # bootstrap resamples for confidence intervals
+    engine: str = "ray"  # "ray" (Ray Tune + Optuna + ASHA) or "keras-tuner"
+    tuner: str = "hyperband"  # KerasTuner's algorithm: hyperband | bayesian | random
+    precision: str = "fp32"  # "fp32" or "bf16" (mixed precision)
     verbose: bool = False
 
     def __post_init__(self) -> None:
@@ -56,6 +61,12 @@ class StudySpec:
             raise ConfigError(f"--gpus-per-trial must be >= 0, but got {self.gpus_per_trial}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ConfigError(f"--max-concurrent must be >= 1, but got {self.max_concurrent}")
+        if self.engine not in ENGINES:
+            raise ConfigError(f"--engine must be one of {list(ENGINES)}, but got {self.engine!r}")
+        if self.tuner not in KT_TUNERS:
+            raise ConfigError(f"--tuner must be one of {list(KT_TUNERS)}, but got {self.tuner!r}")
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"--precision must be fp32 or bf16, but got {self.precision!r}")
         if self.metric not in _METRICS:
             raise ConfigError(f"--metric must be one of {sorted(_METRICS)}, but got {self.metric!r}")
 

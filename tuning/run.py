@@ -54,6 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     add("--metric", default=d.metric, help="validation metric to optimise")
     add("--max-failures", type=int, default=d.max_failures, help="retries of a trial whose worker died")
     add("--cache-dir", default=None, help="decoded-image cache (default $COVIDXR_CACHE or ~/.cache/covidxr)")
+    add("--engine", choices=("ray", "keras-tuner"), default=d.engine,
+        help="search engine: Ray Tune + Optuna + ASHA, or KerasTuner on this machine")
+    add("--tuner", choices=("hyperband", "bayesian", "random"), default=d.tuner,
+        help="KerasTuner algorithm (with --engine keras-tuner)")
+    add("--precision", choices=("fp32", "bf16"), default=d.precision, help="training precision")
     add("--resume", action="store_true", help="continue the run named by --name")
     add("--smoke-test", action="store_true", help="tiny everything: checks the whole pipeline in well under a minute")
     add("-v", "--verbose", action="store_true", help="show Ray's and the trials' own logs")
@@ -67,7 +72,8 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
         gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
         address=args.address, output=args.output, name=args.name, seed=args.seed,
         retrain_seeds=args.retrain_seeds, metric=args.metric, max_failures=args.max_failures,
-        cache_dir=args.cache_dir, verbose=args.verbose,
+        cache_dir=args.cache_dir, verbose=args.verbose, engine=args.engine, tuner=args.tuner,
+        precision=args.precision,
     )
     if args.smoke_test:
         import dataclasses

@@ -147,7 +147,10 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
         _init_ray(spec)
         check_visible_from_all_nodes(location)
         location.push("study.json")
-        from tuning._search import run_search
+        if spec.engine == "keras-tuner":
+            from tuning._kt_search import run_search
+        else:
+            from tuning._search import run_search
 
         board = run_search(spec, space, data, base, location, resume, console)
         console.print(f"[bold]search[/] {len(board.rows)} trials in {board.search_wall_s:.1f}s")
@@ -205,7 +208,9 @@ def _base_config(spec: StudySpec, data: Any) -> Any:
         class_names=tuple(data.class_names),
         positive_class=data.positive_class,
     )
-    return TrainConfig(model=model, epochs=spec.epochs, batch_size=32, seed=spec.seed)
+    return TrainConfig(
+        model=model, epochs=spec.epochs, batch_size=32, seed=spec.seed, precision=spec.precision
+    )
 
 
 def _write_summary(run_dir: Path, spec: StudySpec, data: Any, board: Any, wall: float,

@@ -1,0 +1,235 @@
+"""Numbers the report derives from the run folder: ranks, progress, importance, ROC, usage."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+STOP_REASONS = ("completed", "early-stopped", "failed", "running")
+# Leaderboard columns where smaller is better; everything else numeric ranks high-first.
+_LOWER_IS_BETTER_SUFFIXES = ("loss", "_s")
+
+
+def finite(value: Any) -> float | None:
+    """``value`` as a float, or None when missing or not finite."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def direction(column: str) -> str:
+    """"min" for losses and durations, else "max"."""
+    return "min" if column.endswith(_LOWER_IS_BETTER_SUFFIXES) else "max"
+
+
+def rank_rows(rows: list[dict[str, Any]], column: str, mode: str | None = None
+              ) -> list[dict[str, Any]]:
+    """Rows sorted best-first by ``column``, each with a 1-based ``rank``.
+
+    Rows without a value (failed, still running) follow the ranked ones with rank None,
+    in trial-id order, so every trial appears exactly once.
+    """
+    mode = mode or direction(column)
+    sign = -1.0 if mode == "max" else 1.0
+    scored = [r for r in rows if finite(r.get(column)) is not None]
+    unscored = [r for r in rows if finite(r.get(column)) is None]
+    scored.sort(key=lambda r: (sign * float(r[column]), str(r.get("trial_id"))))
+    unscored.sort(key=lambda r: str(r.get("trial_id")))
+    ranked = [{**r, "rank": i} for i, r in enumerate(scored, start=1)]
+    return ranked + [{**r, "rank": None} for r in unscored]
+
+
+def stop_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Trials per stop reason (completed, early-stopped, failed, running)."""
+    counts = dict.fromkeys(STOP_REASONS, 0)
+    for row in rows:
+        reason = row.get("stop_reason") or "running"
+        counts[reason] = counts.get(reason, 0) + 1
+    return counts
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One finished trial in the order trials finished."""
+
+    order: int  # 1-based finish position
+    trial_id: str
+    value: float | None  # its final metric (None: failed)
+    best: float | None  # best final metric among trials finished so far
+    stop_reason: str
+
+
+def best_so_far(rows: list[dict[str, Any]], metric: str, mode: str) -> list[Progress]:
+    """The search's progress: each finished trial and the best value up to it."""
+    finished = [r for r in rows if finite(r.get("finished_at")) is not None]
+    finished.sort(key=lambda r: float(r["finished_at"]))
+    out: list[Progress] = []
+    best: float | None = None
+    for i, row in enumerate(finished, start=1):
+        value = finite(row.get(metric)) if row.get("stop_reason") != "failed" else None
+        if value is not None and (best is None or (value > best if mode == "max" else value < best)):
+            best = value
+        out.append(Progress(i, str(row["trial_id"]), value, best, row.get("stop_reason") or "?"))
+    return out
+
+
+def param_importances(run_dir: Path, study_name: str) -> tuple[dict[str, float] | None, str]:
+    """Optuna's fANOVA importances of the study stored in ``optuna.db``.
+
+    Returns:
+        ``(importances, explanation)``; importances is None, with the reason, when the
+        study cannot be opened or has too few completed trials to say anything.
+    """
+    db = run_dir / "optuna.db"
+    if not db.exists():
+        return None, "optuna.db not found"
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        study = optuna.load_study(study_name=study_name, storage=f"sqlite:///{db}")
+    except Exception as exc:  # KeyError for an unknown name, SQLAlchemy errors for a bad file
+        return None, f"cannot open the Optuna study {study_name!r}: {exc}"
+    complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
+    values = {t.value for t in complete}
+    if len(complete) < 3 or len(values) < 2:
+        return None, (
+            f"needs at least 3 completed trials with different results; this study has "
+            f"{len(complete)} ({len(values)} distinct value(s))"
+        )
+    try:
+        importances = optuna.importance.get_param_importances(study)
+    except Exception as exc:  # e.g. a parameter that never varied
+        return None, f"Optuna could not compute importances: {exc}"
+    return dict(importances), (
+        f"fANOVA (Optuna's default evaluator) over {len(complete)} completed trials; early "
+        "stopped trials count with the last value they reported"
+    )
+
+
+@dataclass(frozen=True)
+class Span:
+    """One trial's time on one worker, in seconds since the first trial started."""
+
+    worker: str
+    trial_id: str
+    start: float
+    end: float
+    stop_reason: str
+
+
+def worker_spans(rows: list[dict[str, Any]]) -> tuple[list[Span], dict[str, float], float]:
+    """Trials per worker process over time, and how busy each worker was.
+
+    Returns:
+        ``(spans, busy, makespan)``: spans sorted by worker then start; busy fraction of
+        the search's wall time per worker; seconds from the first start to the last end.
+    """
+    timed = [
+        r for r in rows
+        if finite(r.get("started_at")) is not None and finite(r.get("finished_at")) is not None
+    ]  # fmt: skip
+    if not timed:
+        return [], {}, 0.0
+    t0 = min(float(r["started_at"]) for r in timed)
+    t1 = max(float(r["finished_at"]) for r in timed)
+    spans = []
+    for r in timed:
+        if r.get("pid") is None:  # failed before its first report: Ray never said where
+            worker = "unknown worker"
+        else:
+            worker = f"node {str(r.get('node_id') or '?')[:8]} · pid {r['pid']}"
+        spans.append(Span(worker, str(r["trial_id"]), float(r["started_at"]) - t0,
+                          float(r["finished_at"]) - t0, r.get("stop_reason") or "?"))
+    spans.sort(key=lambda s: (s.worker, s.start))
+    makespan = max(t1 - t0, 1e-9)
+    busy: dict[str, float] = {}
+    for worker in dict.fromkeys(s.worker for s in spans):
+        # Union of intervals: Ray may start a trial before the previous one is recorded
+        # as finished, and overlap must not count twice.
+        covered, end = 0.0, -math.inf
+        for s in (s for s in spans if s.worker == worker):
+            start = max(s.start, end)
+            if s.end > start:
+                covered += s.end - start
+            end = max(end, s.end)
+        busy[worker] = covered / makespan
+    return spans, busy, makespan
+
+
+def roc_points(labels: np.ndarray, probs: np.ndarray, positive_index: int
+               ) -> tuple[np.ndarray, np.ndarray] | None:
+    """False- and true-positive rates at every threshold (ties in one step).
+
+    Returns:
+        ``(fpr, tpr)`` from (0, 0) to (1, 1), or None when the labels hold one class only.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(probs, dtype=np.float64)[:, positive_index]
+    is_pos = labels == positive_index
+    n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(-scores, kind="stable")
+    scores, is_pos = scores[order], is_pos[order]
+    # The last index of each run of equal scores: tied samples cross the threshold together.
+    ends = np.r_[np.nonzero(np.diff(scores))[0], scores.size - 1]
+    tp = np.cumsum(is_pos)[ends]
+    fp = np.cumsum(~is_pos)[ends]
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+
+
+@dataclass(frozen=True)
+class Leakage:
+    """The outcome of the duplicate check across splits."""
+
+    checked: bool
+    explanation: str
+    pairs: tuple[str, ...] = ()  # one line per duplicate pair
+
+
+def check_leakage(dataset: Any, config: Any) -> Leakage:
+    """Same radiograph in two splits? Uses the fingerprints cached when data was decoded.
+
+    Args:
+        dataset: The study's `Dataset` (None if it could not be loaded).
+        config: The `DataConfig` it was loaded with (carving decides the splits).
+    """
+    if dataset is None:
+        return Leakage(False, "not checked: the data could not be loaded")
+    if dataset.synthetic:
+        return Leakage(False, "not checked: synthetic demo data (generated images, no patients)")
+    from covidxr_core.data import NEAR_DUPLICATE_BITS, find_duplicates
+
+    try:
+        pairs = find_duplicates(dataset, config)
+    except Exception as exc:  # a leakage check must not take the report down
+        return Leakage(False, f"not checked: {type(exc).__name__}: {exc}")
+    rule = (f"exact byte copies or perceptual hashes within {NEAR_DUPLICATE_BITS} of 256 bits, "
+            "between different splits")
+    if not pairs:
+        return Leakage(True, f"no duplicates found ({rule})")
+    return Leakage(True, f"{len(pairs)} duplicate pair(s) across splits ({rule})",
+                   tuple(p.describe() for p in pairs))
+
+
+__all__ = [
+    "Leakage",
+    "Progress",
+    "Span",
+    "best_so_far",
+    "check_leakage",
+    "direction",
+    "finite",
+    "param_importances",
+    "rank_rows",
+    "roc_points",
+    "stop_counts",
+    "worker_spans",
+]
