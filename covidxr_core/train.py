@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import functools
 import json
 import math
 import sys
@@ -19,20 +20,21 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from covidxr_core._backend import configure_backend, enable_determinism
+from covidxr_core.data._dataset import Dataset
+from covidxr_core.errors import ConfigError, CovidxrError, DataError
+from covidxr_core.metrics import classification_metrics
 
-configure_backend()  # quiet logs and GPU memory growth must precede Keras' start-up
+# Keras (and with it TensorFlow) is imported inside the functions that need it: the data
+# loader's worker processes re-import this module when it runs as `python -m`, and each
+# would otherwise pay seconds of TensorFlow start-up to decode a few images.
+if TYPE_CHECKING:
+    import keras
 
-import keras  # noqa: E402
-
-from covidxr_core.data._dataset import Dataset  # noqa: E402
-from covidxr_core.errors import ConfigError, CovidxrError, DataError  # noqa: E402
-from covidxr_core.metrics import classification_metrics  # noqa: E402
-from covidxr_core.model import PRESETS, ModelConfig, build_model, preset  # noqa: E402
+    from covidxr_core.model import ModelConfig
 
 # precision name -> Keras dtype policy
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
@@ -77,6 +79,8 @@ class TrainConfig:
     verbose: int = 0  # Keras fit's progress output: 0 silent, 1 bar, 2 one line per epoch
 
     def __post_init__(self) -> None:
+        from covidxr_core.model import ModelConfig
+
         if isinstance(self.model, Mapping):
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
 
@@ -152,6 +156,8 @@ def _check_splits(data: Dataset) -> None:
 
 @contextlib.contextmanager
 def _dtype_policy(precision: str) -> Iterator[None]:
+    import keras
+
     # Layers read the global policy when they are created; restore it so one bf16 run does
     # not change the next run in the same process (a reused Ray worker).
     previous = keras.config.dtype_policy()
@@ -166,59 +172,77 @@ def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-class _EpochReporter(keras.callbacks.Callback):
-    """After each epoch: check the loss, score the validation split, call the user."""
+def _predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
+    """Softmax outputs for ``images``, run in equal batches only.
 
-    def __init__(
-        self,
-        data: Dataset,
-        batch_size: int,
-        callbacks: Sequence[EpochCallback],
-    ) -> None:
-        super().__init__()
-        self._split = data.splits["validation"]
-        self._class_names = tuple(data.class_names)
-        self._positive_index = data.positive_index
-        self._batch_size = batch_size
-        self._callbacks = tuple(callbacks)
-        self._started = 0.0
-        self.history: list[dict[str, float]] = []
-        self.fit_s = 0.0
-        self.last_probs: np.ndarray | None = None
+    A short last batch is padded with blank images and its extra rows dropped: under JAX
+    every new batch shape is a new XLA compilation, so validation and test share one.
+    """
+    n = images.shape[0]
+    short = -n % batch_size
+    if short:
+        images = np.concatenate([images, np.zeros((short, *images.shape[1:]), images.dtype)])
+    return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))[:n]
 
-    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        self._started = time.perf_counter()
 
-    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
-        epoch_s = time.perf_counter() - self._started
-        self.fit_s += epoch_s
-        logs = logs or {}
-        train_loss = float(logs.get("loss", float("nan")))
-        if not math.isfinite(train_loss):
-            raise TrainingDiverged(epoch + 1, train_loss)
+@functools.cache
+def _reporter_class() -> type:
+    """The Keras callback class, defined on first use so importing this module stays light."""
+    import keras
 
-        probs = np.asarray(
-            self.model.predict(self._split.images, batch_size=self._batch_size, verbose=0)
-        )
-        self.last_probs = probs
-        val = classification_metrics(
-            self._split.labels, probs, self._positive_index, self._class_names, n_boot=0
-        )
-        row = {
-            "train_loss": train_loss,
-            "train_accuracy": float(logs.get("accuracy", float("nan"))),
-            "val_loss": _nan_if_none(val["loss"]),
-            "val_accuracy": _nan_if_none(val["accuracy"]),
-            "val_auc": _nan_if_none(val["auc"]),
-            "val_sensitivity": _nan_if_none(val["sensitivity"]),
-            "val_specificity": _nan_if_none(val["specificity"]),
-            "epoch_s": epoch_s,
-        }
-        self.history.append({"epoch": epoch + 1, **row})
-        # A user callback's exception ends model.fit and leaves train(); the tuner relies
-        # on that to stop a trial.
-        for callback in self._callbacks:
-            callback(epoch + 1, dict(row))
+    class _EpochReporter(keras.callbacks.Callback):
+        """After each epoch: check the loss, score the validation split, call the user."""
+
+        def __init__(
+            self,
+            data: Dataset,
+            batch_size: int,
+            callbacks: Sequence[EpochCallback],
+        ) -> None:
+            super().__init__()
+            self._split = data.splits["validation"]
+            self._class_names = tuple(data.class_names)
+            self._positive_index = data.positive_index
+            self._batch_size = batch_size
+            self._callbacks = tuple(callbacks)
+            self._started = 0.0
+            self.history: list[dict[str, float]] = []
+            self.fit_s = 0.0
+            self.last_probs: np.ndarray | None = None
+
+        def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            self._started = time.perf_counter()
+
+        def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+            epoch_s = time.perf_counter() - self._started
+            self.fit_s += epoch_s
+            logs = logs or {}
+            train_loss = float(logs.get("loss", float("nan")))
+            if not math.isfinite(train_loss):
+                raise TrainingDiverged(epoch + 1, train_loss)
+
+            probs = _predict(self.model, self._split.images, self._batch_size)
+            self.last_probs = probs
+            val = classification_metrics(
+                self._split.labels, probs, self._positive_index, self._class_names, n_boot=0
+            )
+            row = {
+                "train_loss": train_loss,
+                "train_accuracy": float(logs.get("accuracy", float("nan"))),
+                "val_loss": _nan_if_none(val["loss"]),
+                "val_accuracy": _nan_if_none(val["accuracy"]),
+                "val_auc": _nan_if_none(val["auc"]),
+                "val_sensitivity": _nan_if_none(val["sensitivity"]),
+                "val_specificity": _nan_if_none(val["specificity"]),
+                "epoch_s": epoch_s,
+            }
+            self.history.append({"epoch": epoch + 1, **row})
+            # A user callback's exception ends model.fit and leaves train(); the tuner relies
+            # on that to stop a trial.
+            for callback in self._callbacks:
+                callback(epoch + 1, dict(row))
+
+    return _EpochReporter
 
 
 def _data_summary(data: Dataset) -> dict[str, Any]:
@@ -264,6 +288,9 @@ def train(
         DataError: The train or validation split is empty or malformed.
         TrainingDiverged: The training loss became NaN or infinite.
     """
+    from covidxr_core._backend import configure_backend, enable_determinism
+    from covidxr_core.model import build_model
+
     started = time.perf_counter()
     backend = configure_backend()
     model_config = _model_config_for(config.model, data)
@@ -276,7 +303,7 @@ def train(
 
     train_split = data.splits["train"]
     onehot = np.eye(len(data.class_names), dtype=np.float32)[train_split.labels]
-    reporter = _EpochReporter(data, config.batch_size, callbacks)
+    reporter = _reporter_class()(data, config.batch_size, callbacks)
     # Shuffling inside fit draws from the seeded global generators (enable_determinism).
     model.fit(
         train_split.images,
@@ -301,10 +328,10 @@ def train(
     test = None
     test_split = data.splits.get("test")
     if evaluate_test and test_split is not None and len(test_split) > 0:
-        probs = model.predict(test_split.images, batch_size=config.batch_size, verbose=0)
+        probs = _predict(model, test_split.images, config.batch_size)
         test = classification_metrics(
             test_split.labels,
-            np.asarray(probs),
+            probs,
             data.positive_index,
             data.class_names,
             n_boot=n_boot,
@@ -344,6 +371,8 @@ def _jsonable(value: Any) -> Any:
 
 def save_run(result: TrainResult, out_dir: str | Path) -> None:
     """Write ``out_dir/model.keras`` and ``out_dir/metrics.json`` (strict JSON: no NaN)."""
+    import keras
+
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     result.model.save(out / "model.keras")
@@ -366,6 +395,8 @@ def save_run(result: TrainResult, out_dir: str | Path) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from covidxr_core.model import PRESETS
+
     p = argparse.ArgumentParser(
         prog="python -m covidxr_core.train",
         description="Train one configuration of the chest X-ray CNN and save model + metrics.",
@@ -410,11 +441,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the exit status (2 for a usage or data error)."""
     from rich.console import Console
     from rich.markup import escape
-    from rich.table import Table
 
     args = _parser().parse_args(argv)
-    console = Console(highlight=False)
+    # soft_wrap: a long line is left to the terminal instead of being cut at 80 columns
+    console = Console(highlight=False, soft_wrap=True)
     try:
+        from covidxr_core.model import preset
+
         overrides: dict[str, Any] = {}
         if args.image_size is not None:
             overrides["image_size"] = args.image_size
@@ -468,22 +501,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[red]error: {escape(str(exc))}[/]", soft_wrap=True)
         return 2
 
-    table = Table(title="final metrics (95% bootstrap CI)", title_justify="left")
-    for column in ("split", "n", "loss", "accuracy", "AUC", "sensitivity", "specificity"):
-        table.add_column(column)
+    console.print("[bold]final metrics[/] (95% bootstrap CI)")
     for split, metrics in (("validation", result.validation), ("test", result.test)):
         if metrics is None:
             continue
-        table.add_row(
-            split,
-            str(metrics["n"]),
-            _fmt(metrics["loss"]),
-            _fmt(metrics["accuracy"]),
-            _with_ci(metrics, "auc"),
-            _with_ci(metrics, "sensitivity"),
-            _with_ci(metrics, "specificity"),
+        console.print(
+            f"  {split:<10} n={metrics['n']}  loss {_fmt(metrics['loss'])}  "
+            f"acc {_fmt(metrics['accuracy'])}  AUC {_with_ci(metrics, 'auc')}  "
+            f"sens {_with_ci(metrics, 'sensitivity')}  spec {_with_ci(metrics, 'specificity')}"
         )
-    console.print(table)
     console.print(
         f"[green]saved[/] {escape(str(Path(args.output) / 'model.keras'))} and metrics.json "
         f"({result.backend} backend, {result.wall_s:.1f} s total, {result.fit_s:.1f} s fitting)"
