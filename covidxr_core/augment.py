@@ -123,12 +123,12 @@ def compose_affine(
     """Compose per-image parameters into ``(B, 8)`` affine_transform rows.
 
     Every parameter is a length-B tensor (or array). The warp is built around the image
-    centre ``c = ((W-1)/2, (H-1)/2)``. In terms of what happens to the picture: it is
-    flipped, rotated counter-clockwise on screen by ``angle_deg``, sheared horizontally,
-    scaled by ``1/zoom`` (zoom < 1 magnifies, as in ImageDataGenerator) and moved by
-    ``(shift_x, shift_y)`` pixels (right and down). The returned rows are the inverse map,
-    output pixel to input point: ``p = A (q - c - shift) + c`` with
-    ``A = flips · zoom · shear · rotation⁻¹``.
+    centre ``c = ((W-1)/2, (H-1)/2)``. What happens to the picture, in order: it is
+    mirrored (flips), scaled by ``1/zoom`` (zoom < 1 magnifies, as in ImageDataGenerator),
+    sheared horizontally, rotated counter-clockwise on screen by ``angle_deg`` and moved
+    by ``(shift_x, shift_y)`` pixels (right and down). The returned rows are the inverse
+    of that, output pixel ``q`` to input point ``p``: ``p = A (q - c - shift) + c`` with
+    ``A = flips · zoom · shear · rotation⁻¹`` (flips are their own inverse).
 
     Args:
         height: Image height in pixels.
