@@ -197,7 +197,7 @@ def test_get_config_round_trips() -> None:
 )
 def test_invalid_ranges_name_field_rule_and_value(field: str, value: object, words: str) -> None:
     with pytest.raises(ConfigError) as info:
-        AugmentConfig(**{field: value})
+        AugmentConfig(**{field: value})  # type: ignore[arg-type]
     message = str(info.value)
     assert f"AugmentConfig.{field}" in message and words in message and repr(value) in message
 
