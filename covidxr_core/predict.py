@@ -1,0 +1,235 @@
+"""Classify X-ray files with a saved covidxr model, optionally with Grad-CAM overlays.
+
+    python -m covidxr_core.predict --model runs/NAME/best/model.keras a.jpg b.png
+    python -m covidxr_core.predict --model runs/NAME/best/model.keras --json scans/*.jpeg
+    python -m covidxr_core.predict --model MODEL --gradcam heatmaps/ scans/*.jpeg
+
+Preprocessing travels with the model: its ``CXRInput`` layer records the image size,
+channels and class order it was trained with, and each file is decoded by the same
+function that decoded the training data. Exit status: 0 all files classified, 1 some
+files could not be decoded (the others are still classified), 2 the model cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from covidxr_core._backend import configure_backend
+
+configure_backend()  # quiet logs and GPU memory growth must precede Keras' start-up
+
+import keras  # noqa: E402
+
+# decode_task is the data package's one-file decoder (private module, public name): using
+# it here keeps prediction byte-for-byte the same as the decode the model was trained on.
+from covidxr_core.data._decode import DecodeTask, decode_task  # noqa: E402
+from covidxr_core.errors import BadImageError, ConfigError, CovidxrError  # noqa: E402
+
+# Overlays are written at least this large so a 64 px model's heatmap is still readable.
+MIN_OVERLAY_SIDE = 256
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One file's class probabilities (in the model's class order) and the top class."""
+
+    file: str
+    probabilities: dict[str, float]
+    predicted_class: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "probabilities": self.probabilities,
+            "predicted_class": self.predicted_class,
+        }
+
+
+def load_classifier(path: str | Path) -> tuple[keras.Model, dict[str, Any]]:
+    """Load a covidxr model safely and read the preprocessing settings it carries.
+
+    Raises:
+        ConfigError: The file is missing, is not a Keras model, or was not built by covidxr.
+    """
+    # Registers CXRInput and AffineAugment, which safe_mode loading must find by name.
+    from covidxr_core.model import model_metadata
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"--model {path}: no such file")
+    try:
+        # compile=False: inference needs no optimizer state, and skipping it avoids
+        # Keras' warning about optimizer variables a never-trained model lacks.
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a file that is not a model
+        raise ConfigError(
+            f"--model {path}: cannot be loaded as a Keras model ({type(exc).__name__}: {exc})"
+        ) from None
+    return model, model_metadata(model)
+
+
+def decode_files(
+    files: Sequence[str], image_size: int, channels: int
+) -> tuple[np.ndarray, list[str], list[BadImageError]]:
+    """Decode files as the training data was decoded.
+
+    Returns:
+        ``(images, good_files, problems)``: uint8 ``(N, size, size, channels)`` for the files
+        that decoded, their names in input order, and one error per file that did not.
+    """
+    images: list[np.ndarray] = []
+    good: list[str] = []
+    problems: list[BadImageError] = []
+    for name in files:
+        task = DecodeTask(
+            path=str(Path(name).resolve()),
+            relpath=name,
+            image_size=image_size,
+            channels=channels,
+            fingerprint=False,
+        )
+        result = decode_task(task)
+        if result.ok and result.pixels is not None:
+            images.append(result.pixels)
+            good.append(name)
+        else:
+            problems.append(BadImageError(name, result.rule or "not decoded", result.value))
+    shape = (0, image_size, image_size, channels)
+    return (np.stack(images) if images else np.zeros(shape, np.uint8)), good, problems
+
+
+def predict_images(
+    model: keras.Model, metadata: dict[str, Any], images: np.ndarray, files: Sequence[str]
+) -> list[Prediction]:
+    """Class probabilities for decoded images, one `Prediction` per file."""
+    if len(files) == 0:
+        return []
+    probs = np.asarray(model.predict(images, batch_size=32, verbose=0), dtype=np.float64)
+    names = metadata["class_names"]
+    return [
+        Prediction(
+            file=name,
+            probabilities={c: float(p) for c, p in zip(names, row, strict=True)},
+            predicted_class=names[int(row.argmax())],
+        )
+        for name, row in zip(files, probs, strict=True)
+    ]
+
+
+def write_gradcam(
+    model: keras.Model, images: np.ndarray, files: Sequence[str], out_dir: Path, image_size: int
+) -> list[Path]:
+    """One PNG per image: the decoded image with the predicted class's Grad-CAM on top.
+
+    Files are named after the image (``scan.jpeg`` -> ``scan.gradcam.png``), numbered when
+    two inputs share a name.
+    """
+    from covidxr_core.gradcam import gradcam, overlay, png_bytes
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    heatmaps, _ = gradcam(model, images)
+    side = max(image_size, MIN_OVERLAY_SIDE)
+    written: list[Path] = []
+    used: set[str] = set()
+    for image, heat, name in zip(images, heatmaps, files, strict=True):
+        stem = Path(name).stem
+        candidate, n = f"{stem}.gradcam.png", 1
+        while candidate in used:
+            n += 1
+            candidate = f"{stem}-{n}.gradcam.png"
+        used.add(candidate)
+        path = out_dir / candidate
+        path.write_bytes(png_bytes(overlay(image, heat, size=side)))
+        written.append(path)
+    return written
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m covidxr_core.predict",
+        description="Class probabilities for chest X-ray files from a saved covidxr model.",
+    )
+    p.add_argument("--model", required=True, help="a model.keras written by covidxr")
+    p.add_argument("images", nargs="+", metavar="IMG", help="image files (JPEG, PNG, ...)")
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help='print JSON: [{"file", "probabilities": {class: p}, "predicted_class"}]',
+    )
+    p.add_argument("--gradcam", metavar="DIR", help="write a Grad-CAM overlay PNG per image")
+    return p
+
+
+def _print_table(predictions: list[Prediction], metadata: dict[str, Any], model: str) -> None:
+    from rich.console import Console
+    from rich.markup import escape
+    from rich.table import Table
+
+    positive = metadata["positive_class"]
+    table = Table(
+        title=f"{escape(model)}  ({metadata['image_size']} px, {metadata['channels']} channel(s))",
+        title_justify="left",
+    )
+    table.add_column("file", overflow="fold")
+    for name in metadata["class_names"]:
+        label = f"P({escape(name)})" + (" ★" if name == positive else "")
+        table.add_column(label, justify="right")
+    table.add_column("predicted")
+    for pred in predictions:
+        style = "bold red" if pred.predicted_class == positive else "green"
+        table.add_row(
+            escape(pred.file),
+            *(f"{pred.probabilities[c]:.3f}" for c in metadata["class_names"]),
+            f"[{style}]{escape(pred.predicted_class)}[/]",
+        )
+    Console(highlight=False).print(table)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Command-line entry point; returns the exit status (see the module docstring)."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    args = _parser().parse_args(argv)
+    err = Console(stderr=True, highlight=False)
+    try:
+        model, metadata = load_classifier(args.model)
+    except CovidxrError as exc:
+        err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+        return 2
+
+    images, good, problems = decode_files(args.images, metadata["image_size"], metadata["channels"])
+    predictions = predict_images(model, metadata, images, good)
+    if args.json:
+        # stdout carries only the JSON, so `| jq` works even when some files were bad.
+        print(json.dumps([p.to_json() for p in predictions], indent=2))
+    elif predictions:
+        _print_table(predictions, metadata, args.model)
+    if args.gradcam and len(good):
+        written = write_gradcam(model, images, good, Path(args.gradcam), metadata["image_size"])
+        err.print(f"[green]wrote[/] {len(written)} Grad-CAM overlay(s) to {escape(args.gradcam)}")
+    for problem in problems:
+        err.print(f"[bold red]bad image:[/] {escape(str(problem))}", soft_wrap=True)
+    return 1 if problems else 0
+
+
+__all__ = [
+    "Prediction",
+    "decode_files",
+    "load_classifier",
+    "main",
+    "predict_images",
+    "write_gradcam",
+]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
