@@ -24,12 +24,13 @@ def finite(value: Any) -> float | None:
 
 
 def direction(column: str) -> str:
-    """"min" for losses and durations, else "max"."""
+    """ "min" for losses and durations, else "max"."""
     return "min" if column.endswith(_LOWER_IS_BETTER_SUFFIXES) else "max"
 
 
-def rank_rows(rows: list[dict[str, Any]], column: str, mode: str | None = None
-              ) -> list[dict[str, Any]]:
+def rank_rows(
+    rows: list[dict[str, Any]], column: str, mode: str | None = None
+) -> list[dict[str, Any]]:
     """Rows sorted best-first by ``column``, each with a 1-based ``rank``.
 
     Rows without a value (failed, still running) follow the ranked ones with rank None,
@@ -73,7 +74,9 @@ def best_so_far(rows: list[dict[str, Any]], metric: str, mode: str) -> list[Prog
     best: float | None = None
     for i, row in enumerate(finished, start=1):
         value = finite(row.get(metric)) if row.get("stop_reason") != "failed" else None
-        if value is not None and (best is None or (value > best if mode == "max" else value < best)):
+        if value is not None and (
+            best is None or (value > best if mode == "max" else value < best)
+        ):
             best = value
         out.append(Progress(i, str(row["trial_id"]), value, best, row.get("stop_reason") or "?"))
     return out
@@ -145,8 +148,15 @@ def worker_spans(rows: list[dict[str, Any]]) -> tuple[list[Span], dict[str, floa
             worker = "unknown worker"
         else:
             worker = f"node {str(r.get('node_id') or '?')[:8]} · pid {r['pid']}"
-        spans.append(Span(worker, str(r["trial_id"]), float(r["started_at"]) - t0,
-                          float(r["finished_at"]) - t0, r.get("stop_reason") or "?"))
+        spans.append(
+            Span(
+                worker,
+                str(r["trial_id"]),
+                float(r["started_at"]) - t0,
+                float(r["finished_at"]) - t0,
+                r.get("stop_reason") or "?",
+            )
+        )
     spans.sort(key=lambda s: (s.worker, s.start))
     makespan = max(t1 - t0, 1e-9)
     busy: dict[str, float] = {}
@@ -163,8 +173,9 @@ def worker_spans(rows: list[dict[str, Any]]) -> tuple[list[Span], dict[str, floa
     return spans, busy, makespan
 
 
-def roc_points(labels: np.ndarray, probs: np.ndarray, positive_index: int
-               ) -> tuple[np.ndarray, np.ndarray] | None:
+def roc_points(
+    labels: np.ndarray, probs: np.ndarray, positive_index: int
+) -> tuple[np.ndarray, np.ndarray] | None:
     """False- and true-positive rates at every threshold (ties in one step).
 
     Returns:
@@ -211,12 +222,17 @@ def check_leakage(dataset: Any, config: Any) -> Leakage:
         pairs = find_duplicates(dataset, config)
     except Exception as exc:  # a leakage check must not take the report down
         return Leakage(False, f"not checked: {type(exc).__name__}: {exc}")
-    rule = (f"exact byte copies or perceptual hashes within {NEAR_DUPLICATE_BITS} of 256 bits, "
-            "between different splits")
+    rule = (
+        f"exact byte copies or perceptual hashes within {NEAR_DUPLICATE_BITS} of 256 bits, "
+        "between different splits"
+    )
     if not pairs:
         return Leakage(True, f"no duplicates found ({rule})")
-    return Leakage(True, f"{len(pairs)} duplicate pair(s) across splits ({rule})",
-                   tuple(p.describe() for p in pairs))
+    return Leakage(
+        True,
+        f"{len(pairs)} duplicate pair(s) across splits ({rule})",
+        tuple(p.describe() for p in pairs),
+    )
 
 
 __all__ = [

@@ -60,11 +60,12 @@ def _side_by_side(image: np.ndarray, heat: np.ndarray) -> bytes:
     from covidxr_core.gradcam import overlay, png_bytes
 
     pixels = image[..., 0] if image.shape[-1] == 1 else image
-    plain = Image.fromarray(pixels).convert("RGB").resize((TILE_PX, TILE_PX),
-                                                          Image.Resampling.BILINEAR)
+    plain = (
+        Image.fromarray(pixels).convert("RGB").resize((TILE_PX, TILE_PX), Image.Resampling.BILINEAR)
+    )
     canvas = np.full((TILE_PX, 2 * TILE_PX + 6, 3), 255, dtype=np.uint8)
     canvas[:, :TILE_PX] = np.asarray(plain)
-    canvas[:, TILE_PX + 6:] = overlay(image, heat, size=TILE_PX)
+    canvas[:, TILE_PX + 6 :] = overlay(image, heat, size=TILE_PX)
     return png_bytes(canvas)
 
 
@@ -92,13 +93,15 @@ def build_gallery(model_path: Path, dataset: Any, per_group: int = 2) -> Gallery
     examples = []
     for i, index in enumerate(chosen):
         predicted = int(chosen_probs[i].argmax())
-        examples.append(Example(
-            file=test.files[index],
-            true_class=names[int(test.labels[index])],
-            predicted_class=names[predicted],
-            probability=float(chosen_probs[i, predicted]),
-            png=_side_by_side(images[i], heatmaps[i]),
-        ))
+        examples.append(
+            Example(
+                file=test.files[index],
+                true_class=names[int(test.labels[index])],
+                predicted_class=names[predicted],
+                probability=float(chosen_probs[i, predicted]),
+                png=_side_by_side(images[i], heatmaps[i]),
+            )
+        )
     shape = heatmaps.shape[1:3]
     return Gallery(examples, layer.name, (int(shape[0]), int(shape[1])), len(test))
 

@@ -110,7 +110,7 @@ def duration(seconds: float | None) -> str:
         return "–"
     if seconds < 60:
         return f"{seconds:.1f} s"
-    minutes, secs = divmod(int(round(seconds)), 60)
+    minutes, secs = divmod(round(seconds), 60)
     if minutes < 60:
         return f"{minutes}m {secs:02d}s"
     hours, minutes = divmod(minutes, 60)
@@ -134,8 +134,10 @@ def banner(text: str, kind: str = "info", raw: bool = False) -> str:
 
 def kpis(items: Iterable[tuple[str, str]]) -> str:
     """Headline numbers as tiles: ``(value html, label)``."""
-    tiles = "".join(f'<div class="kpi"><div class="v">{v}</div><div class="k">{esc(k)}</div></div>'
-                    for v, k in items)
+    tiles = "".join(
+        f'<div class="kpi"><div class="v">{v}</div><div class="k">{esc(k)}</div></div>'
+        for v, k in items
+    )
     return f'<div class="kpis">{tiles}</div>'
 
 
@@ -145,9 +147,16 @@ def key_values(items: Iterable[tuple[str, str]]) -> str:
     return f'<table class="kv"><tbody>{rows}</tbody></table>'
 
 
-def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Iterable[int] = (),
-          table_id: str | None = None, row_classes: Sequence[str] | None = None,
-          scroll: bool = True, compact: bool = False) -> str:
+def table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    numeric: Iterable[int] = (),
+    table_id: str | None = None,
+    row_classes: Sequence[str] | None = None,
+    scroll: bool = True,
+    compact: bool = False,
+) -> str:
     """A table whose cells are already HTML; columns in ``numeric`` align right.
 
     ``compact`` sizes it to its content instead of the page width (short fact tables).
@@ -160,7 +169,9 @@ def table(headers: Sequence[str], rows: Iterable[Sequence[str]], *, numeric: Ite
     body = []
     for r, cells in enumerate(rows):
         cls = f' class="{row_classes[r]}"' if row_classes and row_classes[r] else ""
-        tds = "".join(f'<td{" class=num" if i in num else ""}>{c}</td>' for i, c in enumerate(cells))
+        tds = "".join(
+            f"<td{' class=num' if i in num else ''}>{c}</td>" for i, c in enumerate(cells)
+        )
         body.append(f"<tr{cls}>{tds}</tr>")
     ident = f' id="{esc(table_id)}"' if table_id else ""
     ident += ' class="compact"' if compact else ""
@@ -175,12 +186,14 @@ def png_data_uri(data: bytes) -> str:
 def section(section_id: str, title: str, body: str, intro: str | None = None) -> str:
     """One card of the page, reachable as ``#section_id`` from the table of contents."""
     lead = f'<p class="intro">{intro}</p>' if intro else ""
-    return (f'<section class="card" id="{esc(section_id)}"><h2>{esc(title)}</h2>'
-            f"{lead}{body}</section>")
+    return (
+        f'<section class="card" id="{esc(section_id)}"><h2>{esc(title)}</h2>{lead}{body}</section>'
+    )
 
 
-def page(title: str, subtitle: str, toc: Sequence[tuple[str, str]], body: Sequence[str],
-         footer: str) -> str:
+def page(
+    title: str, subtitle: str, toc: Sequence[tuple[str, str]], body: Sequence[str], footer: str
+) -> str:
     """The whole document."""
     links = "".join(f'<a href="#{esc(i)}">{esc(label)}</a>' for i, label in toc)
     return (

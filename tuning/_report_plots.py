@@ -51,22 +51,42 @@ def _value_scale(values: Sequence[float], px_lo: float, px_hi: float, metric: st
 
 def best_so_far_chart(progress: Sequence[Progress], metric: str, mode: str) -> str:
     """Each finished trial's metric in finish order, and the running best as a staircase."""
-    chart = Chart(width=560, height=300, x_label="trials finished (in finish order)",
-                  y_label=metric_label(metric), title="best so far")
+    chart = Chart(
+        width=560,
+        height=300,
+        x_label="trials finished (in finish order)",
+        y_label=metric_label(metric),
+        title="best so far",
+    )
     values = [p.value for p in progress if p.value is not None]
     chart.x = LinearScale(1, max(len(progress), 2), *chart.inner_x(), integer=True, nice=False)
     chart.y = _value_scale(values, *chart.inner_y(), metric=metric)
     xs = [p.order for p in progress]
-    chart.line(xs, [p.best for p in progress], PALETTE[2], width=2.5, step=True,
-               tip=f"best {metric} so far ({mode})")
+    chart.line(
+        xs,
+        [p.best for p in progress],
+        PALETTE[2],
+        width=2.5,
+        step=True,
+        tip=f"best {metric} so far ({mode})",
+    )
     bottom = chart.y.lo
     for p in progress:
         if p.value is None:
-            chart.point(p.order, bottom, STOP_COLORS["failed"], shape="cross",
-                        tip=f"trial {p.trial_id}: failed")
+            chart.point(
+                p.order,
+                bottom,
+                STOP_COLORS["failed"],
+                shape="cross",
+                tip=f"trial {p.trial_id}: failed",
+            )
         else:
-            chart.point(p.order, p.value, STOP_COLORS.get(p.stop_reason, MUTED),
-                        tip=f"trial {p.trial_id}: {metric} {p.value:.4f} ({p.stop_reason})")
+            chart.point(
+                p.order,
+                p.value,
+                STOP_COLORS.get(p.stop_reason, MUTED),
+                tip=f"trial {p.trial_id}: {metric} {p.value:.4f} ({p.stop_reason})",
+            )
     chart.add_legend("best so far", PALETTE[2])
     chart.add_legend("completed", STOP_COLORS["completed"], "dot")
     chart.add_legend("early-stopped", STOP_COLORS["early-stopped"], "dot")
@@ -80,16 +100,20 @@ def importance_chart(importances: dict[str, float]) -> str:
     items = sorted(importances.items(), key=lambda kv: -kv[1])
     height = 56 + 30 * len(items)
     label_px = 12 + 7 * max((len(k) for k, _ in items), default=8)
-    chart = Chart(width=560, height=height, x_label="share of the metric's variance explained",
-                  margin=(8, 46, 40, label_px), title="parameter importance")
+    chart = Chart(
+        width=560,
+        height=height,
+        x_label="share of the metric's variance explained",
+        margin=(8, 46, 40, label_px),
+        title="parameter importance",
+    )
     chart.x = LinearScale(0, 1, *chart.inner_x(), nice=False)
     bottom, top = chart.inner_y()
     chart.y = BandScale([k for k, _ in items], top, bottom)
     x0 = chart.inner_x()[0]
     for name, value in items:
         cy = chart.y(name)
-        chart.rect_px(x0, cy - 9, chart.x(value), cy + 9, PALETTE[0],
-                      tip=f"{name}: {value:.3f}")
+        chart.rect_px(x0, cy - 9, chart.x(value), cy + 9, PALETTE[0], tip=f"{name}: {value:.3f}")
         chart.text_px(chart.x(value) + 5, cy + 4, f"{value:.2f}")
     return chart.svg()
 
@@ -105,8 +129,9 @@ def _param_scale(param: Any, values: list[Any], px_lo: float, px_hi: float) -> S
     return LinearScale(lo, hi, px_lo, px_hi, integer=param is not None and param.type == "int")
 
 
-def param_scatter_charts(rows: list[dict[str, Any]], params: Sequence[tuple[str, Any]],
-                         metric: str) -> list[str]:
+def param_scatter_charts(
+    rows: list[dict[str, Any]], params: Sequence[tuple[str, Any]], metric: str
+) -> list[str]:
     """One small scatter per hyperparameter: its value against the trial's final metric.
 
     Args:
@@ -118,8 +143,14 @@ def param_scatter_charts(rows: list[dict[str, Any]], params: Sequence[tuple[str,
     charts = []
     for name, param in params:
         column = f"param_{name}"
-        chart = Chart(width=380, height=250, x_label=name, y_label=metric_label(metric),
-                      margin=(14, 14, 44, 54), title=f"{name} vs {metric}")
+        chart = Chart(
+            width=380,
+            height=250,
+            x_label=name,
+            y_label=metric_label(metric),
+            margin=(14, 14, 44, 54),
+            title=f"{name} vs {metric}",
+        )
         xs = [r.get(column) for r in rows]
         chart.x = _param_scale(param, xs, *chart.inner_x())
         chart.y = _value_scale(values, *chart.inner_y(), metric=metric)
@@ -135,8 +166,13 @@ def param_scatter_charts(rows: list[dict[str, Any]], params: Sequence[tuple[str,
             reason = row.get("stop_reason") or "?"
             if y is None:
                 if reason == "failed":
-                    chart.point(x, chart.y.lo, STOP_COLORS["failed"], shape="cross",
-                                tip=f"trial {row['trial_id']}: {name}={x}, failed")
+                    chart.point(
+                        x,
+                        chart.y.lo,
+                        STOP_COLORS["failed"],
+                        shape="cross",
+                        tip=f"trial {row['trial_id']}: {name}={x}, failed",
+                    )
                 continue
             tip = f"trial {row['trial_id']}: {name}={_short(x)}, {metric} {y:.4f} ({reason})"
             chart.point(x, y, STOP_COLORS.get(reason, MUTED), tip=tip)
@@ -148,8 +184,9 @@ def _short(value: Any) -> str:
     return fmt_number(value) if isinstance(value, float) else str(value)
 
 
-def learning_curves_chart(rows: Sequence[dict[str, Any]], curve: str, max_epochs: int,
-                          dashed_curve: str | None = None) -> str:
+def learning_curves_chart(
+    rows: Sequence[dict[str, Any]], curve: str, max_epochs: int, dashed_curve: str | None = None
+) -> str:
     """Per-epoch curves of the given trials; where an early stop cut a trial, a cross.
 
     Args:
@@ -158,11 +195,19 @@ def learning_curves_chart(rows: Sequence[dict[str, Any]], curve: str, max_epochs
         max_epochs: The epoch budget (the x axis runs to it, so early stops stand out).
         dashed_curve: A second curve per trial drawn dashed, e.g. ``train_loss``.
     """
-    chart = Chart(width=560, height=310, x_label="epoch", y_label=metric_label(curve),
-                  title=f"learning curves: {curve}")
+    chart = Chart(
+        width=560,
+        height=310,
+        x_label="epoch",
+        y_label=metric_label(curve),
+        title=f"learning curves: {curve}",
+    )
     series = [[finite(v) for v in (r.get(f"curve_{curve}") or [])] for r in rows]
-    dashed = [[finite(v) for v in (r.get(f"curve_{dashed_curve}") or [])] for r in rows] \
-        if dashed_curve else []
+    dashed = (
+        [[finite(v) for v in (r.get(f"curve_{dashed_curve}") or [])] for r in rows]
+        if dashed_curve
+        else []
+    )
     values = [v for s in (*series, *dashed) for v in s if v is not None]
     chart.x = LinearScale(1, max_epochs, *chart.inner_x(), integer=True, nice=False)
     chart.y = _value_scale(values, *chart.inner_y(), metric=curve)
@@ -173,14 +218,27 @@ def learning_curves_chart(rows: Sequence[dict[str, Any]], curve: str, max_epochs
         chart.line(xs, ys, color, tip=label)
         if dashed_curve:
             dys = dashed[i]
-            chart.line(list(range(1, len(dys) + 1)), dys, color, width=1.4, dash="5 4",
-                       tip=f"{label}: {dashed_curve}")
-        last = next(((x, y) for x, y in zip(reversed(xs), reversed(ys)) if y is not None), None)
+            chart.line(
+                list(range(1, len(dys) + 1)),
+                dys,
+                color,
+                width=1.4,
+                dash="5 4",
+                tip=f"{label}: {dashed_curve}",
+            )
+        last = next(
+            ((x, y) for x, y in zip(reversed(xs), reversed(ys), strict=True) if y is not None), None
+        )
         if last is not None:
             stopped = row.get("stop_reason") == "early-stopped"
-            chart.point(last[0], last[1], color, shape="cross" if stopped else "circle",
-                        size=5 if stopped else 3.5,
-                        tip=f"{label}: {'stopped early' if stopped else 'ran'} at epoch {last[0]}")
+            chart.point(
+                last[0],
+                last[1],
+                color,
+                shape="cross" if stopped else "circle",
+                size=5 if stopped else 3.5,
+                tip=f"{label}: {'stopped early' if stopped else 'ran'} at epoch {last[0]}",
+            )
         chart.add_legend(label, color)
     if dashed_curve:
         chart.add_legend(f"dashed: {metric_label(dashed_curve)}", MUTED)
@@ -195,16 +253,28 @@ def gantt_chart(spans: Sequence[Span], busy: dict[str, float], makespan: float) 
     labels = {w: f"{w} · {100 * busy[w]:.0f}% busy" for w in workers}
     label_px = 16 + int(6.4 * max((len(v) for v in labels.values()), default=10))
     row_px = 30
-    chart = Chart(width=1140, height=70 + row_px * len(workers), x_label="seconds since the first trial started",
-                  margin=(10, 20, 44, label_px), title="trials over time per worker")
+    chart = Chart(
+        width=1140,
+        height=70 + row_px * len(workers),
+        x_label="seconds since the first trial started",
+        margin=(10, 20, 44, label_px),
+        title="trials over time per worker",
+    )
     chart.x = LinearScale(0, makespan, *chart.inner_x())
     bottom, top = chart.inner_y()
     chart.y = BandScale([labels[w] for w in workers], top, bottom)
     for s in spans:
         cy = chart.y(labels[s.worker])
         tip = f"trial {s.trial_id}: {s.start:.1f}–{s.end:.1f} s ({s.stop_reason})"
-        chart.rect_px(chart.x(s.start), cy - 10, chart.x(s.end), cy + 10,
-                      STOP_COLORS.get(s.stop_reason, MUTED), tip=tip, label=s.trial_id)
+        chart.rect_px(
+            chart.x(s.start),
+            cy - 10,
+            chart.x(s.end),
+            cy + 10,
+            STOP_COLORS.get(s.stop_reason, MUTED),
+            tip=tip,
+            label=s.trial_id,
+        )
     for reason in ("completed", "early-stopped", "failed"):
         if any(s.stop_reason == reason for s in spans):
             chart.add_legend(reason, STOP_COLORS[reason], "dot")
@@ -213,9 +283,14 @@ def gantt_chart(spans: Sequence[Span], busy: dict[str, float], makespan: float) 
 
 def roc_chart(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
     """ROC curves on one square plot; the dashed diagonal is a coin flip."""
-    chart = Chart(width=400, height=390, x_label="false-positive rate (1 − specificity)",
-                  y_label="true-positive rate (sensitivity)", margin=(12, 18, 46, 58),
-                  title="ROC on the test split")
+    chart = Chart(
+        width=400,
+        height=390,
+        x_label="false-positive rate (1 − specificity)",
+        y_label="true-positive rate (sensitivity)",
+        margin=(12, 18, 46, 58),
+        title="ROC on the test split",
+    )
     chart.x = LinearScale(0, 1, *chart.inner_x(), nice=False)
     chart.y = LinearScale(0, 1, *chart.inner_y(), nice=False)
     chart.line([0, 1], [0, 1], "#9aa5b1", width=1.2, dash="4 4", tip="chance")
@@ -230,8 +305,13 @@ def interval_chart(rows: Sequence[tuple[str, str, float | None, list[float] | No
     """Point estimates with 95% intervals: ``(metric, model, value, [lo, hi])`` per row."""
     labels = [f"{metric} · {model}" for metric, model, _, _ in rows]
     label_px = 16 + int(6.6 * max((len(s) for s in labels), default=10))
-    chart = Chart(width=560, height=60 + 30 * len(rows), x_label="test value (95% bootstrap CI)",
-                  margin=(10, 20, 40, label_px), title="test metrics with 95% intervals")
+    chart = Chart(
+        width=560,
+        height=60 + 30 * len(rows),
+        x_label="test value (95% bootstrap CI)",
+        margin=(10, 20, 40, label_px),
+        title="test metrics with 95% intervals",
+    )
     ends = [v for _, _, p, ci in rows for v in ([p] if p is not None else []) + list(ci or [])]
     lo = min(ends, default=0.0)
     chart.x = LinearScale(max(0.0, math.floor(lo * 10) / 10), 1.0, *chart.inner_x(), nice=False)

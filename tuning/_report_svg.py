@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from html import escape
+from typing import Any
 
 # Okabe-Ito colours: distinguishable with the common colour-vision deficiencies.
 PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
@@ -42,20 +43,29 @@ def _nice_step(span: float, target: int) -> float:
 
 
 class Scale:
-    """Maps data values to pixels along one axis."""
+    """Maps data values (numbers, or category names for `BandScale`) to pixels on one axis."""
 
-    def __call__(self, value: float) -> float:
+    def __call__(self, value: Any) -> float:
         raise NotImplementedError
 
-    def ticks(self) -> list[tuple[float, str]]:
+    def ticks(self) -> list[tuple[Any, str]]:
+        """``(value, label)`` pairs where the axis gets a tick and a grid line."""
         raise NotImplementedError
 
 
 class LinearScale(Scale):
     """A linear axis; ``nice`` widens the domain to round tick values."""
 
-    def __init__(self, lo: float, hi: float, px_lo: float, px_hi: float, n_ticks: int = 5,
-                 nice: bool = True, integer: bool = False) -> None:
+    def __init__(
+        self,
+        lo: float,
+        hi: float,
+        px_lo: float,
+        px_hi: float,
+        n_ticks: int = 5,
+        nice: bool = True,
+        integer: bool = False,
+    ) -> None:
         if not (math.isfinite(lo) and math.isfinite(hi)):
             lo, hi = 0.0, 1.0
         if hi <= lo:  # one value: give it some room so it sits mid-axis
@@ -75,7 +85,9 @@ class LinearScale(Scale):
     def ticks(self) -> list[tuple[float, str]]:
         first = math.ceil(self.lo / self.step - 1e-9)
         last = math.floor(self.hi / self.step + 1e-9)
-        return [(k * self.step, fmt_number(round(k * self.step, 12))) for k in range(first, last + 1)]
+        return [
+            (k * self.step, fmt_number(round(k * self.step, 12))) for k in range(first, last + 1)
+        ]
 
 
 class LogScale(Scale):
@@ -117,8 +129,8 @@ class BandScale(Scale):
         index = self.categories.index(str(value))
         return self.px_lo + (index + 0.5) * self.band
 
-    def ticks(self) -> list[tuple[float, str]]:  # type: ignore[override]
-        return [(c, c) for c in self.categories]  # type: ignore[misc]
+    def ticks(self) -> list[tuple[Any, str]]:
+        return [(c, c) for c in self.categories]
 
 
 @dataclass
@@ -149,9 +161,16 @@ class Chart:
 
     # ---- marks ---------------------------------------------------------------------
 
-    def line(self, xs: Sequence[float], ys: Sequence[float | None], color: str,
-             width: float = 2.0, dash: str | None = None, step: bool = False,
-             tip: str | None = None) -> None:
+    def line(
+        self,
+        xs: Sequence[float],
+        ys: Sequence[float | None],
+        color: str,
+        width: float = 2.0,
+        dash: str | None = None,
+        step: bool = False,
+        tip: str | None = None,
+    ) -> None:
         """A polyline through the points; None breaks the line; ``step`` draws a staircase."""
         assert self.x is not None and self.y is not None
         runs: list[list[tuple[float, float]]] = [[]]
@@ -174,11 +193,19 @@ class Chart:
                 f'stroke-width="{width}" stroke-linejoin="round"{dash_attr}>{title}</polyline>'
             )
 
-    def point(self, xv: float | str, yv: float, color: str, shape: str = "circle",
-              size: float = 4.0, tip: str | None = None, opacity: float = 0.85) -> None:
+    def point(
+        self,
+        xv: float | str,
+        yv: float | str,
+        color: str,
+        shape: str = "circle",
+        size: float = 4.0,
+        tip: str | None = None,
+        opacity: float = 0.85,
+    ) -> None:
         """One marker: circle, cross (an early stop, a failure) or square."""
         assert self.x is not None and self.y is not None
-        px, py = self.x(xv), self.y(yv)  # type: ignore[arg-type]
+        px, py = self.x(xv), self.y(yv)
         title = f"<title>{escape(tip)}</title>" if tip else ""
         if shape == "cross":
             s = size
@@ -198,8 +225,16 @@ class Chart:
                 f'opacity="{opacity}" stroke="#fff" stroke-width="0.8">{title}</circle>'
             )
 
-    def rect_px(self, x0: float, y0: float, x1: float, y1: float, color: str,
-                tip: str | None = None, label: str | None = None) -> None:
+    def rect_px(
+        self,
+        x0: float,
+        y0: float,
+        x1: float,
+        y1: float,
+        color: str,
+        tip: str | None = None,
+        label: str | None = None,
+    ) -> None:
         """A rectangle in pixel coordinates (bars, Gantt spans), with an optional label."""
         title = f"<title>{escape(tip)}</title>" if tip else ""
         w, h = max(x1 - x0, 1.0), abs(y1 - y0)
@@ -214,8 +249,15 @@ class Chart:
                 f'font-size="11" fill="#fff">{escape(label)}</text>'
             )
 
-    def text_px(self, x: float, y: float, text: str, anchor: str = "start", size: int = 11,
-                color: str = MUTED) -> None:
+    def text_px(
+        self,
+        x: float,
+        y: float,
+        text: str,
+        anchor: str = "start",
+        size: int = 11,
+        color: str = MUTED,
+    ) -> None:
         self.marks.append(
             f'<text x="{x:.1f}" y="{y:.1f}" text-anchor="{anchor}" font-size="{size}" '
             f'fill="{color}">{escape(text)}</text>'
@@ -272,15 +314,21 @@ class Chart:
             if x + item_px > self.width and x > self.margin[3]:
                 x, y = self.margin[3], y + row_px
             if shape == "line":
-                out.append(f'<line x1="{x}" x2="{x + 16}" y1="{y}" y2="{y}" stroke="{color}" '
-                           'stroke-width="2.5"/>')
+                out.append(
+                    f'<line x1="{x}" x2="{x + 16}" y1="{y}" y2="{y}" stroke="{color}" '
+                    'stroke-width="2.5"/>'
+                )
             elif shape == "cross":
-                out.append(f'<path d="M{x + 4},{y - 4}L{x + 12},{y + 4}M{x + 4},{y + 4}'
-                           f'L{x + 12},{y - 4}" stroke="{color}" stroke-width="2.2"/>')
+                out.append(
+                    f'<path d="M{x + 4},{y - 4}L{x + 12},{y + 4}M{x + 4},{y + 4}'
+                    f'L{x + 12},{y - 4}" stroke="{color}" stroke-width="2.2"/>'
+                )
             else:
                 out.append(f'<circle cx="{x + 8}" cy="{y}" r="4.5" fill="{color}"/>')
-            out.append(f'<text x="{x + 21}" y="{y + 4}" font-size="11.5" fill="{INK}">'
-                       f"{escape(label)}</text>")
+            out.append(
+                f'<text x="{x + 21}" y="{y + 4}" font-size="11.5" fill="{INK}">'
+                f"{escape(label)}</text>"
+            )
             x += item_px
         return out, (y + 12 if self.legend else 0)
 

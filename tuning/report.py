@@ -24,22 +24,22 @@ if __package__ in (None, ""):
     # Run as a script (`python tuning/report.py`): make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rich import box  # noqa: E402
-from rich.console import Console  # noqa: E402
-from rich.markup import escape  # noqa: E402
-from rich.table import Table  # noqa: E402
+from rich import box
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
-from covidxr_core.errors import ConfigError, CovidxrError  # noqa: E402
-from tuning._report_analysis import (  # noqa: E402
+from covidxr_core.errors import ConfigError, CovidxrError
+from tuning._report_analysis import (
     Leakage,
     check_leakage,
     direction,
     param_importances,
     rank_rows,
 )
-from tuning._report_html import esc, missing, page, section  # noqa: E402
-from tuning._report_inputs import ReportError, RunInputs, load_run  # noqa: E402
-from tuning._report_sections import SECTIONS, Context  # noqa: E402
+from tuning._report_html import esc, missing, page, section
+from tuning._report_inputs import ReportError, RunInputs, load_run
+from tuning._report_sections import SECTIONS, Context
 
 REPORT_FILE = "report.html"
 SORTABLE = (
@@ -69,8 +69,9 @@ def _load_data(run: RunInputs) -> tuple[Any, Any, str]:
     from covidxr_core.data import DataConfig, load_dataset
 
     spec = run.spec
-    config = DataConfig(image_size=spec.image_size, channels=spec.channels,
-                        cache_dir=spec.cache_dir, seed=spec.seed)
+    config = DataConfig(
+        image_size=spec.image_size, channels=spec.channels, cache_dir=spec.cache_dir, seed=spec.seed
+    )
     try:
         return load_dataset(spec.data, config), config, ""
     except CovidxrError as exc:
@@ -86,18 +87,26 @@ def build_context(run: RunInputs, sort: str | None = None, images: bool = True) 
         images: Load the data and the model for the leakage check and Grad-CAM.
     """
     column, mode = _sort_column(run, sort)
-    importance, importance_note = param_importances(run.run_dir, run.name)
+    if run.spec is not None and getattr(run.spec, "engine", "ray") != "ray":
+        importance, importance_note = None, "the KerasTuner engine keeps no Optuna study"
+    else:
+        importance, importance_note = param_importances(run.run_dir, run.name)
     dataset = config = None
     data_note = "skipped (images off)"
     if images:
         dataset, config, data_note = _load_data(run)
-    leakage = check_leakage(dataset, config) if dataset is not None else \
-        Leakage(False, f"not checked: {data_note}")
+    leakage = (
+        check_leakage(dataset, config)
+        if dataset is not None
+        else Leakage(False, f"not checked: {data_note}")
+    )
     best = run.roles.get("best")
     gallery, gallery_note = None, ""
     if best is None or best.model_path is None:
-        gallery_note = ("no exported model (best/model.keras): the study retrained nothing "
-                        "(--retrain-seeds 0) or did not get that far")
+        gallery_note = (
+            "no exported model (best/model.keras): the study retrained nothing "
+            "(--retrain-seeds 0) or did not get that far"
+        )
     elif dataset is None:
         gallery_note = f"no test images: {data_note}"
     else:
@@ -129,18 +138,30 @@ def render(ctx: Context) -> str:
             body.append(build(ctx))
         except Exception as exc:
             ctx.notes.append(f"section {title!r}: {type(exc).__name__}: {exc}")
-            body.append(section(section_id, title, missing(
-                f"this section could not be drawn: {type(exc).__name__}: {exc}")))
+            body.append(
+                section(
+                    section_id,
+                    title,
+                    missing(f"this section could not be drawn: {type(exc).__name__}: {exc}"),
+                )
+            )
     run = ctx.run
     started = [r["started_at"] for r in run.rows if r.get("started_at")]
     when = time.strftime("%Y-%m-%d %H:%M", time.localtime(min(started))) if started else "?"
     spec = run.spec
-    data = "synthetic demo data" if spec is not None and spec.data is None else \
-        (spec.data if spec is not None else "unknown data")
-    subtitle = (f"{esc(len(run.rows))} trials · {esc(data)} · started {esc(when)} · "
-                f"run folder <code>{esc(run.run_dir)}</code>")
-    footer = (f"Written {time.strftime('%Y-%m-%d %H:%M')} by tuning/report.py from "
-              f"{esc(run.run_dir)}. Optuna study: optuna.db (study name {esc(run.name)}).")
+    data = (
+        "synthetic demo data"
+        if spec is not None and spec.data is None
+        else (spec.data if spec is not None else "unknown data")
+    )
+    subtitle = (
+        f"{esc(len(run.rows))} trials · {esc(data)} · started {esc(when)} · "
+        f"run folder <code>{esc(run.run_dir)}</code>"
+    )
+    footer = (
+        f"Written {time.strftime('%Y-%m-%d %H:%M')} by tuning/report.py from "
+        f"{esc(run.run_dir)}. Optuna study: optuna.db (study name {esc(run.name)})."
+    )
     toc = [(section_id, title) for section_id, title, _ in SECTIONS]
     return page(f"covidxr study {run.name}", subtitle, toc, body, footer)
 
@@ -190,20 +211,25 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def print_top(console: Console, run: RunInputs, ranked: Sequence[dict[str, Any]], column: str,
-              top: int) -> None:
+def print_top(
+    console: Console, run: RunInputs, ranked: Sequence[dict[str, Any]], column: str, top: int
+) -> None:
     """The first ``top`` rows of the ranked leaderboard as a rich table."""
     params = run.param_names
-    table = Table(title=f"{escape(run.name)}: top {min(top, len(ranked))} of {len(ranked)} "
-                        f"trials by {escape(column)}", title_justify="left",
-                  box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"{escape(run.name)}: top {min(top, len(ranked))} of {len(ranked)} "
+        f"trials by {escape(column)}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+    )
     table.add_column("#", justify="right")
     table.add_column("trial")
     for p in params:
         table.add_column(escape(p), justify="right")
     for name in ("val_auc", "val_accuracy", "val_sensitivity", "val_specificity"):
-        table.add_column(name.removeprefix("val_"), justify="right",
-                         style="bold" if name == column else None)
+        table.add_column(
+            name.removeprefix("val_"), justify="right", style="bold" if name == column else None
+        )
     if column not in ("val_auc", "val_accuracy", "val_sensitivity", "val_specificity"):
         table.add_column(escape(column), justify="right", style="bold")
     table.add_column("epochs", justify="right")
@@ -213,10 +239,13 @@ def print_top(console: Console, run: RunInputs, ranked: Sequence[dict[str, Any]]
         extra = [] if column.startswith("val_") and column != "val_loss" else [_cell(r.get(column))]
         reason = r.get("stop_reason") or "running"
         table.add_row(
-            str(r["rank"] or "–"), escape(str(r["trial_id"])),
+            str(r["rank"] or "–"),
+            escape(str(r["trial_id"])),
             *(_cell(r.get(f"param_{p}")) for p in params),
-            *(_cell(r.get(m)) for m in ("val_auc", "val_accuracy", "val_sensitivity",
-                                         "val_specificity")),
+            *(
+                _cell(r.get(m))
+                for m in ("val_auc", "val_accuracy", "val_sensitivity", "val_specificity")
+            ),
             *extra,
             f"{r.get('epochs_run') or 0}/{r.get('max_epochs') or '?'}",
             f"[{styles.get(reason, 'dim')}]{escape(reason)}[/]",
@@ -231,8 +260,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("run_dir", metavar="RUN", help="a run folder, e.g. runs/NAME")
     p.add_argument("--top", type=int, default=10, help="leaderboard rows to print (default 10)")
-    p.add_argument("--sort", metavar="METRIC", default=None,
-                   help=f"rank by this column: {', '.join(SORTABLE)} (default: the study's metric)")
+    p.add_argument(
+        "--sort",
+        metavar="METRIC",
+        default=None,
+        help=f"rank by this column: {', '.join(SORTABLE)} (default: the study's metric)",
+    )
     p.add_argument("--csv", metavar="OUT", help="also write the ranked leaderboard as CSV")
     p.add_argument("--no-html", action="store_true", help="do not (re)write report.html")
     return p
@@ -265,8 +298,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     return 0
 
 
-__all__ = ["REPORT_FILE", "ReportError", "build_context", "export_csv", "main", "render",
-           "write_report"]
+__all__ = [
+    "REPORT_FILE",
+    "ReportError",
+    "build_context",
+    "export_csv",
+    "main",
+    "render",
+    "write_report",
+]
 
 
 if __name__ == "__main__":
