@@ -86,6 +86,7 @@ def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any,
                 num_samples=spec.trials,
                 reuse_actors=True,
                 max_concurrent_trials=spec.max_concurrent,
+                time_budget_s=spec.time_budget_s,
             ),
             run_config=tune.RunConfig(
                 name=TUNE_DIR,

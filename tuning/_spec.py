@@ -39,6 +39,7 @@ class StudySpec:
     grace_epochs: int = 2  # ASHA: epochs every trial gets before it can be stopped
     max_failures: int = 1  # retries of a trial whose worker died (not of deterministic errors)
     trial_timeout_s: float | None = None  # per-trial wall-clock limit
+    time_budget_s: float | None = None  # wall-clock limit of the whole search; None: no limit
     cache_dir: str | None = None
     n_boot: int = 1000  # bootstrap resamples for confidence intervals
     engine: str = "ray"  # "ray" (Ray Tune + Optuna + ASHA) or "keras-tuner"
@@ -61,6 +62,8 @@ class StudySpec:
             raise ConfigError(f"--gpus-per-trial must be >= 0, but got {self.gpus_per_trial}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ConfigError(f"--max-concurrent must be >= 1, but got {self.max_concurrent}")
+        if self.time_budget_s is not None and not self.time_budget_s > 0:
+            raise ConfigError(f"--time-budget-s must be > 0, but got {self.time_budget_s}")
         if self.engine not in ENGINES:
             raise ConfigError(f"--engine must be one of {list(ENGINES)}, but got {self.engine!r}")
         if self.tuner not in KT_TUNERS:

@@ -52,6 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--seed", type=int, default=d.seed)
     add("--retrain-seeds", type=int, default=d.retrain_seeds, help="seeds for retraining the best and the baseline")
     add("--metric", default=d.metric, help="validation metric to optimise")
+    add("--time-budget-s", type=float, default=None,
+        help="stop starting (and stop running) trials after this many seconds of search")
     add("--max-failures", type=int, default=d.max_failures, help="retries of a trial whose worker died")
     add("--cache-dir", default=None, help="decoded-image cache (default $COVIDXR_CACHE or ~/.cache/covidxr)")
     add("--engine", choices=("ray", "keras-tuner"), default=d.engine,
@@ -73,7 +75,7 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
         address=args.address, output=args.output, name=args.name, seed=args.seed,
         retrain_seeds=args.retrain_seeds, metric=args.metric, max_failures=args.max_failures,
         cache_dir=args.cache_dir, verbose=args.verbose, engine=args.engine, tuner=args.tuner,
-        precision=args.precision,
+        precision=args.precision, time_budget_s=args.time_budget_s,
     )
     if args.smoke_test:
         import dataclasses
