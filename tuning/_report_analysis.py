@@ -228,11 +228,10 @@ def check_leakage(dataset: Any, config: Any) -> Leakage:
     )
     if not pairs:
         return Leakage(True, f"no duplicates found ({rule})")
-    return Leakage(
-        True,
-        f"{len(pairs)} duplicate pair(s) across splits ({rule})",
-        tuple(p.describe() for p in pairs),
-    )
+    # Name each file's split: a carved split keeps its files' train/ paths, so the paths
+    # alone would make a train-test pair look like two train files.
+    lines = tuple(f"{p.describe()}  [{p.split_a} ↔ {p.split_b}]" for p in pairs)
+    return Leakage(True, f"{len(pairs)} duplicate pair(s) across splits ({rule})", lines)
 
 
 __all__ = [

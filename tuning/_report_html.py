@@ -75,7 +75,7 @@ pre.error { white-space:pre-wrap; word-break:break-word; margin:0; color:var(--b
 .gallery { display:grid; grid-template-columns:repeat(auto-fill, minmax(270px, 1fr)); gap:14px; }
 .gallery figure { border:1px solid var(--line); border-radius:6px; padding:8px; background:#fbfcfd; }
 .gallery img { width:100%; height:auto; display:block; border-radius:3px; }
-.gallery figcaption { font-size:12.5px; margin-top:6px; line-height:1.35; }
+.gallery figcaption { font-size:12.5px; margin-top:6px; line-height:1.35; overflow-wrap:anywhere; }
 .ok { color:var(--good); font-weight:600; } .no { color:var(--bad); font-weight:600; }
 ul.tight { margin:4px 0; padding-left:20px; }
 footer { color:var(--muted); font-size:12.5px; padding:8px 0 28px; }

@@ -587,7 +587,8 @@ def gradcam(ctx: Context) -> str:
         f"Test images of each class, right and wrong (most confident first), from the "
         f"exported winner. Left: the image as the model sees it; right: Grad-CAM of the "
         f"predicted class from layer <code>{esc(gallery.layer)}</code> ({h}×{w} map, "
-        "upsampled). Heat on text labels, borders or outside the lungs means a shortcut."
+        "upsampled). Heat on text labels, borders or outside the lungs means a shortcut. "
+        "Paths are relative to the data folder (a carved test split keeps train/ paths)."
     )
     return section(
         "gradcam",
