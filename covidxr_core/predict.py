@@ -18,20 +18,17 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from covidxr_core._backend import configure_backend
-
-configure_backend()  # quiet logs and GPU memory growth must precede Keras' start-up
-
-import keras  # noqa: E402
-
 # decode_task is the data package's one-file decoder (private module, public name): using
 # it here keeps prediction byte-for-byte the same as the decode the model was trained on.
-from covidxr_core.data._decode import DecodeTask, decode_task  # noqa: E402
-from covidxr_core.errors import BadImageError, ConfigError, CovidxrError  # noqa: E402
+from covidxr_core.data._decode import DecodeTask, decode_task
+from covidxr_core.errors import BadImageError, ConfigError, CovidxrError
+
+if TYPE_CHECKING:
+    import keras
 
 # Overlays are written at least this large so a 64 px model's heatmap is still readable.
 MIN_OVERLAY_SIDE = 256
@@ -59,12 +56,19 @@ def load_classifier(path: str | Path) -> tuple[keras.Model, dict[str, Any]]:
     Raises:
         ConfigError: The file is missing, is not a Keras model, or was not built by covidxr.
     """
-    # Registers CXRInput and AffineAugment, which safe_mode loading must find by name.
-    from covidxr_core.model import model_metadata
-
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"--model {path}: no such file")
+    # Keras (and its backend) load only now, so `--help` and a wrong path answer at once;
+    # the backend set-up must come first. Importing the model module registers CXRInput
+    # and AffineAugment, which safe_mode loading must find by name.
+    from covidxr_core._backend import configure_backend
+
+    configure_backend()
+    import keras
+
+    from covidxr_core.model import model_metadata
+
     try:
         # compile=False: inference needs no optimizer state, and skipping it avoids
         # Keras' warning about optimizer variables a never-trained model lacks.
@@ -190,7 +194,8 @@ def _print_table(predictions: list[Prediction], metadata: dict[str, Any], model:
             *(f"{pred.probabilities[c]:.3f}" for c in metadata["class_names"]),
             f"[{style}]{escape(pred.predicted_class)}[/]",
         )
-    Console(highlight=False).print(table)
+    # In a pipe rich would assume 80 columns and fold paths mid-name; a terminal keeps its own.
+    Console(highlight=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
