@@ -1,0 +1,423 @@
+"""The search through KerasTuner: the same space, data and training path, on this machine.
+
+`run_search` here has the signature of `tuning._search.run_search` and fills the same
+Leaderboard, so everything after the search (retrain, baseline, summary, report) runs
+unchanged whichever engine found the winner.
+
+How KerasTuner's pieces map onto ours:
+
+* **Space.** Each search-space parameter becomes one KerasTuner hyperparameter: a float
+  range `hp.Float`, an integer range `hp.Int` (``log: true`` -> ``sampling="log"``), a set of
+  choices `hp.Choice`. `SearchSpace.apply` turns the drawn values into a `TrainConfig`,
+  exactly as it does for a Ray trial.
+* **Training.** `HyperModel.fit` calls `covidxr_core.train.train`, the function a Ray trial
+  calls, so data, augmentation, metrics, seeds and determinism are the same: one
+  configuration trained by either engine gives the same curve. It returns the per-epoch
+  validation metrics as a Keras `History`; KerasTuner scores a trial by its best epoch.
+* **Hyperband.** ``max_epochs`` is the study's epoch budget (``--epochs``) and the
+  reduction factor is 3, ASHA's. KerasTuner asks a trial for ``epochs`` (cumulative) and
+  ``initial_epoch``: a promoted trial should go on from its parent's weights. `train()`
+  builds and seeds its own model, so a promoted trial instead trains from scratch for the
+  full ``epochs`` it was asked for; by determinism its first ``initial_epoch`` epochs repeat
+  the parent's exactly. That costs those epochs again but keeps one training path, and
+  each leaderboard row carries the whole curve of the model it describes. A trial given
+  fewer than ``max_epochs`` (a short bracket or an early round) is "early-stopped", one
+  trained for ``max_epochs`` "completed". With ``--epochs 10`` one Hyperband iteration has
+  three brackets (12 models x 2 epochs -> 4 x 4 -> 2 x 10; 6 x 4 -> 2 x 10; 4 x 10).
+* **Trial cap.** Every trained model is one trial, so ``--trials`` caps the number of
+  models for all three tuners. Hyperband iterates over its brackets until that cap (or
+  the time budget) is reached, so a small cap ends it inside its first brackets.
+* **Failures.** An invalid configuration or a diverging loss (`ConfigError`,
+  `TrainingDiverged`, running out of memory) is KerasTuner's `FailedTrialError`: the trial
+  is recorded as "failed" with its error and the search goes on, however many fail in a
+  row, as with Ray. A broken data set (`DataError`) is a `FatalError`: every trial would
+  hit it, so the search stops.
+* **Time budget.** With ``--time-budget-s`` no trial starts once the budget is spent, and a
+  running trial stops after the epoch that spends it (at most one epoch past the budget).
+
+What this engine does not do: run trials in parallel or on other nodes (KerasTuner's
+distributed mode needs a chief and worker processes of its own), retry a trial, or
+write `optuna.db` (the report leaves out the parameter importances that come from it).
+KerasTuner's own state (trials, oracle, a weights checkpoint per trial) lives in
+``RUN/keras_tuner/study`` and lets ``--resume`` continue a search.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+import time
+from typing import Any
+
+from rich.console import Console
+
+from covidxr_core._backend import configure_backend
+
+configure_backend()  # quiet logs and GPU memory growth must precede Keras' start-up
+
+import keras  # noqa: E402
+
+from covidxr_core.errors import ConfigError, CovidxrError  # noqa: E402
+from search_spaces import Param, SearchSpace  # noqa: E402
+from tuning._leaderboard import Leaderboard  # noqa: E402
+from tuning._progress import ProgressCallback  # noqa: E402
+from tuning._spec import StudySpec  # noqa: E402
+from tuning._storage import RunLocation  # noqa: E402
+
+try:
+    import keras_tuner
+except ImportError as exc:  # pragma: no cover - a declared dependency
+    raise ConfigError(
+        "--engine keras-tuner needs the keras-tuner package: pip install keras-tuner==1.4.8"
+    ) from exc
+
+TUNER_DIR = "keras_tuner"
+PROJECT = "study"
+NODE_ID = "local"  # KerasTuner trains in the driver process; Ray trials name their node
+# What KerasTuner gets per epoch besides the objective: metrics whose direction it infers
+# correctly from the name (it would record sensitivity as "min"). The leaderboard has all.
+HISTORY_KEYS = ("val_loss", "val_accuracy")
+
+
+class _BudgetSpent(Exception):
+    """Raised from the epoch callback: the study's time budget ran out during a trial."""
+
+
+def declare(hp: keras_tuner.HyperParameters, param: Param) -> Any:
+    """Registers one search-space parameter with KerasTuner and returns its drawn value.
+
+    Args:
+        hp: The trial's hyperparameters.
+        param: A parameter of the search space.
+
+    Returns:
+        The value KerasTuner drew for this trial (its default while the space is declared).
+    """
+    if param.type == "categorical":
+        choices = list(param.choices)
+        # A Choice holds one type; a list mixing ints and floats is numeric, keep it so.
+        if {type(c) for c in choices} == {int, float}:
+            choices = [float(c) for c in choices]
+        return hp.Choice(param.name, choices)
+    assert param.low is not None and param.high is not None  # parse_space guarantees both
+    sampling = "log" if param.log else "linear"
+    if param.type == "int":
+        return hp.Int(param.name, int(param.low), int(param.high), sampling=sampling)
+    return hp.Float(param.name, param.low, param.high, sampling=sampling)
+
+
+def _error_line(message: str | None) -> str:
+    """The last exception line of KerasTuner's traceback text, like `read_error` for Ray."""
+    lines = [ln.strip() for ln in (message or "").splitlines() if ln.strip()]
+    return (lines or ["trial failed"])[-1][:2000]
+
+
+class _Recorder:
+    """Keeps the Leaderboard, the progress display and the time budget in step with trials.
+
+    KerasTuner runs one trial at a time in this process, so "the current trial" is
+    well defined; the hypermodel reports epochs to it, the tuner reports starts and ends.
+    """
+
+    def __init__(
+        self,
+        board: Leaderboard,
+        progress: ProgressCallback,
+        location: RunLocation,
+        budget_s: float | None,
+    ) -> None:
+        self.board = board
+        self.progress = progress
+        self.location = location
+        self.budget_s = budget_s
+        self.started = time.monotonic()
+        self.trial_id: str | None = None
+        self.error: str | None = None  # the reason a trial failed, in our words
+        self._train_s = 0.0
+
+    def budget_spent(self) -> bool:
+        return self.budget_s is not None and time.monotonic() - self.started >= self.budget_s
+
+    def _save(self) -> None:
+        self.board.save()
+        self.location.push("leaderboard.parquet")
+
+    def begin(self, trial_id: str, values: dict[str, Any]) -> None:
+        self.trial_id, self.error, self._train_s = trial_id, None, 0.0
+        self.board.start(trial_id, values, gpus=0.0, cpus=float(os.cpu_count() or 1))
+        self.board.row(trial_id).update(node_id=NODE_ID, pid=os.getpid())
+        self._save()
+
+    def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
+        assert self.trial_id is not None
+        self._train_s += float(metrics.get("epoch_s", 0.0))
+        self.board.result(
+            self.trial_id,
+            {
+                **metrics,
+                "epoch": epoch,
+                "train_s": self._train_s,
+                "node_id": NODE_ID,
+                "pid": os.getpid(),
+            },
+        )
+        self.progress.on_step_begin(0, [])  # a throttled redraw
+
+    def end(self, trial_id: str, failed_message: str | None) -> None:
+        error = None
+        if failed_message is not None:
+            error = self.error or _error_line(failed_message)
+        self.board.finish(trial_id, error=error)
+        self._save()
+        self.trial_id = None
+        self.progress.on_trial_complete(0, [], None)  # a forced redraw
+
+
+class SpaceHyperModel(keras_tuner.HyperModel):
+    """A search space as a KerasTuner HyperModel that trains through `covidxr_core.train`.
+
+    Args:
+        space: The search space.
+        base: The `TrainConfig` the drawn values are applied to.
+        data: The decoded `Dataset`.
+        recorder: Where each epoch's metrics go (leaderboard, progress, budget).
+    """
+
+    def __init__(self, space: SearchSpace, base: Any, data: Any, recorder: _Recorder) -> None:
+        super().__init__(name="covidxr")
+        self.space = space
+        self.base = base
+        self.data = data
+        self.recorder = recorder
+
+    def values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
+        """The trial's value of each search-space parameter (KerasTuner's own keys left out)."""
+        return {p.name: declare(hp, p) for p in self.space.params}
+
+    def _fail(self, exc: BaseException) -> keras_tuner.errors.FailedTrialError:
+        self.recorder.error = f"{type(exc).__name__}: {exc}"[:2000]
+        return keras_tuner.errors.FailedTrialError(self.recorder.error)
+
+    def _config(self, hp: keras_tuner.HyperParameters) -> Any:
+        try:
+            return self.space.apply(self.values(hp), self.base)
+        except ConfigError as exc:
+            raise self._fail(exc) from exc
+
+    def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
+        """The trial's model, untrained: KerasTuner checks and checkpoints it.
+
+        Raises:
+            FailedTrialError: the drawn values make an invalid configuration.
+        """
+        from covidxr_core.model import build_model
+
+        config = self._config(hp)
+        # The classes come from the data, as `train()` sets them, so the weights it
+        # trains fit this model.
+        model_config = dataclasses.replace(
+            config.model,
+            class_names=tuple(self.data.class_names),
+            positive_class=self.data.positive_class,
+            num_classes=len(self.data.class_names),
+        )
+        try:
+            return build_model(model_config)
+        except ConfigError as exc:
+            raise self._fail(exc) from exc
+
+    def fit(
+        self, hp: keras_tuner.HyperParameters, model: keras.Model, *args: Any, **kwargs: Any
+    ) -> keras.callbacks.History:
+        """Trains the trial's configuration with `covidxr_core.train.train`.
+
+        Args:
+            hp: The trial's hyperparameters.
+            model: The model `build` returned; it receives the trained weights so that
+                KerasTuner's per-trial checkpoint holds them.
+            *args: Unused: the data set is the one given to the constructor.
+            **kwargs: From KerasTuner: ``epochs`` (Hyperband's cumulative epoch count for
+                this round; the study's budget otherwise), ``initial_epoch`` (ignored: the
+                model trains from scratch, see the module docstring) and ``callbacks``
+                (KerasTuner's own, called once with the best epoch's metrics).
+
+        Returns:
+            The per-epoch metrics; KerasTuner scores the trial by its best epoch.
+
+        Raises:
+            FailedTrialError: an invalid configuration, a diverging loss or out of memory.
+            FatalError: the data set cannot be trained on (every trial would fail).
+        """
+        from covidxr_core.train import TrainingDiverged, train
+
+        config = self._config(hp)
+        epochs = kwargs.get("epochs")
+        if epochs:
+            config = dataclasses.replace(config, epochs=int(epochs))
+        history: dict[str, list[float]] = {
+            k: [] for k in (self.recorder.board.metric, *HISTORY_KEYS)
+        }
+
+        def report(epoch: int, metrics: dict[str, float]) -> None:
+            for key in history:
+                history[key].append(float(metrics[key]))
+            self.recorder.epoch(epoch, metrics)
+            if self.recorder.budget_spent() and epoch < config.epochs:
+                raise _BudgetSpent
+
+        result = None
+        try:
+            result = train(config, self.data, callbacks=[report], evaluate_test=False, n_boot=0)
+        except _BudgetSpent:
+            pass  # the epochs done so far stand as the trial's result
+        except (ConfigError, TrainingDiverged) as exc:
+            raise self._fail(exc) from exc
+        except CovidxrError as exc:
+            self.recorder.error = f"{type(exc).__name__}: {exc}"[:2000]
+            raise keras_tuner.errors.FatalError(self.recorder.error) from exc
+        except Exception as exc:
+            # Out-of-memory errors come from the backend under many names; for one
+            # configuration on one machine they are as certain as a bad config.
+            if (
+                "resourceexhausted" in type(exc).__name__.lower()
+                or "out of memory" in str(exc).lower()
+            ):
+                raise self._fail(exc) from exc
+            raise
+
+        out = keras.callbacks.History()
+        out.history = history
+        if result is not None:
+            model.set_weights(result.model.get_weights())
+            best = _best_epoch(history[self.recorder.board.metric], self.recorder.board.mode)
+            logs = {k: v[best] for k, v in history.items()}
+            for callback in kwargs.get("callbacks") or []:
+                callback.set_model(model)
+                callback.on_epoch_end(best, logs)
+        return out
+
+
+def _best_epoch(values: list[float], mode: str) -> int:
+    """Index of the best finite value (the first epoch when none is finite)."""
+    finite = [(v if mode == "max" else -v, -i) for i, v in enumerate(values) if math.isfinite(v)]
+    return -max(finite)[1] if finite else 0
+
+
+_TUNERS = {
+    "hyperband": keras_tuner.Hyperband,
+    "bayesian": keras_tuner.BayesianOptimization,
+    "random": keras_tuner.RandomSearch,
+}
+
+
+def _tuner_class(name: str) -> type:
+    """The KerasTuner class `name`, with our bookkeeping around each trial."""
+    base = _TUNERS[name]
+
+    class Tuner(base):  # type: ignore[valid-type, misc]
+        recorder: _Recorder
+        max_models: int
+
+        def pre_create_trial(self) -> None:
+            # Hyperband has no trial cap of its own and none of the tuners has a clock:
+            # a cap equal to the trials so far makes the oracle's next answer "stopped".
+            if self.recorder.budget_spent():
+                self.oracle.max_trials = max(1, len(self.oracle.trials))
+            elif self.oracle.max_trials is None or self.oracle.max_trials > self.max_models:
+                self.oracle.max_trials = self.max_models
+
+        def _configure_tensorboard_dir(
+            self, callbacks: list, trial: Any, execution: int = 0
+        ) -> None:
+            # KerasTuner 1.4.8 imports tensorboard here on the TensorFlow backend even when
+            # no TensorBoard callback is given, and TensorFlow 2.21 no longer installs it.
+            if any(type(c).__name__ == "TensorBoard" for c in callbacks):
+                super()._configure_tensorboard_dir(callbacks, trial, execution)
+
+        def on_trial_begin(self, trial: Any) -> None:
+            super().on_trial_begin(trial)
+            values = {
+                k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
+            }
+            self.recorder.begin(trial.trial_id, values)
+
+        def on_trial_end(self, trial: Any) -> None:
+            failed = trial.status in ("FAILED", "INVALID")
+            super().on_trial_end(trial)
+            self.recorder.end(trial.trial_id, (trial.message or "") if failed else None)
+
+    Tuner.__name__ = Tuner.__qualname__ = f"Covidxr{base.__name__}"
+    return Tuner
+
+
+def run_search(
+    spec: StudySpec,
+    space: SearchSpace,
+    data: Any,
+    base: Any,
+    location: RunLocation,
+    resume: bool,
+    console: Console,
+) -> Leaderboard:
+    """Runs (or resumes) the trials with KerasTuner; returns the leaderboard, saved as Parquet.
+
+    Args:
+        spec: The study; ``tuner``, ``trials``, ``epochs``, ``metric``, ``seed`` and
+            ``time_budget_s`` shape this search.
+        space: The search space.
+        data: The decoded data set.
+        base: The `TrainConfig` each trial's values are applied to.
+        location: The run folder (and its mirror, if any).
+        resume: Continue KerasTuner's saved state instead of starting over.
+        console: Where the live progress goes.
+
+    Returns:
+        The filled leaderboard, as `tuning._search.run_search` returns it.
+    """
+    run_dir = location.local
+    board = Leaderboard(run_dir / "leaderboard.parquet", space, spec.metric, spec.mode, spec.epochs)
+    progress = ProgressCallback(board, spec.trials, console)
+    recorder = _Recorder(board, progress, location, spec.time_budget_s)
+    hypermodel = SpaceHyperModel(space, base, data, recorder)
+    objective = keras_tuner.Objective(spec.metric, direction=spec.mode)
+    common: dict[str, Any] = dict(
+        objective=objective,
+        seed=spec.seed,
+        directory=str(run_dir / TUNER_DIR),
+        project_name=PROJECT,
+        overwrite=not resume,
+        # A failure is recorded and the search goes on, as with Ray: never stop on a streak.
+        max_consecutive_failed_trials=spec.trials + 1,
+    )
+    if spec.tuner == "hyperband":
+        # hyperband_iterations=None repeats the brackets until the trial cap stops them.
+        common.update(max_epochs=spec.epochs, factor=3, hyperband_iterations=None)
+    else:
+        common.update(max_trials=spec.trials)
+    tuner = _tuner_class(spec.tuner)(hypermodel, **common)
+    tuner.recorder = recorder
+    tuner.max_models = spec.trials
+    if resume:
+        console.print(f"[bold]resuming[/] {run_dir / TUNER_DIR / PROJECT}")
+
+    started = time.monotonic()
+    recorder.started = started
+    try:
+        tuner.search(verbose=0)
+    except keras_tuner.errors.FatalError as exc:
+        from tuning.study import StudyError
+
+        if recorder.trial_id is not None:
+            recorder.end(recorder.trial_id, recorder.error or str(exc))
+        raise StudyError(f"KerasTuner stopped the search: {recorder.error or exc}") from exc
+    finally:
+        # An interrupted trial stays "running" in the leaderboard: --resume reruns it.
+        board.search_wall_s = time.monotonic() - started
+        progress.close()
+        board.save()
+        location.push("leaderboard.parquet")
+    return board
+
+
+__all__ = ["SpaceHyperModel", "declare", "run_search"]
