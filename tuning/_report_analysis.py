@@ -110,9 +110,14 @@ def param_importances(run_dir: Path, study_name: str) -> tuple[dict[str, float] 
         importances = optuna.importance.get_param_importances(study)
     except Exception as exc:  # e.g. a parameter that never varied
         return None, f"Optuna could not compute importances: {exc}"
+    caution = (
+        "; with this few trials the split between parameters is mostly noise"
+        if len(complete) < 10
+        else ""
+    )
     return dict(importances), (
         f"fANOVA (Optuna's default evaluator) over {len(complete)} completed trials; early "
-        "stopped trials count with the last value they reported"
+        f"stopped trials count with the last value they reported{caution}"
     )
 
 

@@ -162,8 +162,10 @@ def table(
     ``compact`` sizes it to its content instead of the page width (short fact tables).
     """
     num = set(numeric)
+    # <wbr> lets snake_case parameter names break after an underscore: a leaderboard with
+    # many parameters then still fits a laptop screen.
     head = "".join(
-        f'<th{" class=num" if i in num else ""} scope="col">{esc(h)}</th>'
+        f'<th{" class=num" if i in num else ""} scope="col">{esc(h).replace("_", "_<wbr>")}</th>'
         for i, h in enumerate(headers)
     )
     body = []

@@ -308,7 +308,11 @@ def leaderboard(ctx: Context) -> str:
     numeric = [0, *range(2, first_metric), *range(first_metric, first_metric + 6), len(headers) - 1]
     rows, classes = [], []
     for r in ctx.ranked:
-        star = ' <span class="tag star">retrained</span>' if r["trial_id"] == ctx.winner else ""
+        star = (
+            ' <span class="tag star" title="retrained as the winner">★</span>'
+            if r["trial_id"] == ctx.winner
+            else ""
+        )
         rows.append(
             [
                 str(r["rank"]) if r["rank"] is not None else "–",
@@ -324,8 +328,8 @@ def leaderboard(ctx: Context) -> str:
     intro = (
         f"Every trial, ranked by its final {esc(metric_label(ctx.sort))} (the value at its "
         "last epoch, which is what selection uses); trials without a value come last. "
-        "The retrained winner is the best trial that ran the full epoch budget, so it can "
-        "rank below an early-stopped trial."
+        "★ marks the retrained winner: the best trial that ran the full epoch budget, so it "
+        "can rank below an early-stopped trial."
     )
     return section(
         "leaderboard",
@@ -474,8 +478,8 @@ def test_split(ctx: Context) -> str:
             "test",
             "Retrained winner vs the recipe on test",
             missing(
-                f"Nothing was retrained ({why}); run the study with "
-                "--retrain-seeds 1 or more to compare on the test split."
+                f"Nothing was retrained: {why}. Run the study with --retrain-seeds 1 or "
+                "more to compare the winner with the recipe on the test split."
             ),
         )
     parts: list[str] = []

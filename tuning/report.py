@@ -207,7 +207,8 @@ def _cell(value: Any) -> str:
     if value is None:
         return "–"
     if isinstance(value, float):
-        return f"{value:.3g}" if abs(value) < 1e-2 or abs(value) >= 1e3 else f"{value:.3f}"
+        small_or_large = value != 0 and (abs(value) < 1e-2 or abs(value) >= 1e3)
+        return f"{value:.3g}" if small_or_large else f"{value:.3f}"
     return str(value)
 
 

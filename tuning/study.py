@@ -12,6 +12,7 @@ import fcntl
 import json
 import logging
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,12 @@ def _claim(run_dir: Path, resume: bool):
         raise StudyError(f"{run_dir} is in use by another running study") from None
     try:
         yield run_dir
+    except CovidxrError:
+        # A fatal problem found before any trial ran leaves no half-made run behind, so
+        # the same command works once the problem is fixed.
+        if not resume and not (run_dir / "leaderboard.parquet").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         fcntl.flock(lock, fcntl.LOCK_UN)
         lock.close()
@@ -99,6 +106,7 @@ def _init_ray(spec: StudySpec) -> None:
     )
     try:
         if spec.address:
+            _check_reachable(spec.address)
             ray.init(address=spec.address, **kwargs)
         else:
             # Local: the dashboard, if installed, answers on this machine only.
@@ -107,6 +115,24 @@ def _init_ray(spec: StudySpec) -> None:
         raise StudyError(
             f"cannot connect to the Ray cluster at --address {spec.address!r}: {exc}. "
             "Is the head node up (`ray status`)?"
+        ) from None
+
+
+def _check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fails fast on a host:port nobody answers at; Ray itself would retry for minutes."""
+    import socket
+
+    target = address.removeprefix("ray://")
+    if target == "auto" or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise StudyError(
+            f"cannot connect to the Ray cluster at --address {address!r}: {exc}. "
+            "Is the head node up (`ray status`), and is the port right (default 6379)?"
         ) from None
 
 
@@ -141,10 +167,15 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
     base = _base_config(spec, data)
     space.apply(space.sample_defaults(), base)  # an invalid space fails here, not in trials
 
+    if not resume and run_dir.exists():
+        raise StudyError(
+            f"run folder {run_dir} already exists: pass --resume to continue it, "
+            "or choose another --name"
+        )
+    _init_ray(spec)
     with _claim(run_dir, resume):
         if not resume:
             (run_dir / "study.json").write_text(spec.to_json())
-        _init_ray(spec)
         check_visible_from_all_nodes(location)
         location.push("study.json")
         if spec.engine == "keras-tuner":
