@@ -47,7 +47,8 @@ def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any,
     # The data set goes into the object store once; trials get a zero-copy view of it.
     data_ref = ray.put(data)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, data=data_ref, base=base, space=space),
+        tune.with_parameters(run_trial, data=data_ref, base=base, space=space,
+                             time_limit_s=spec.trial_timeout_s),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},
     )
     tune_path = f"{location.tune_storage}/{TUNE_DIR}"

@@ -9,6 +9,7 @@ paid once per worker, not once per trial.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,21 @@ class TrialFailed(CovidxrError):
     """A trial failed in a way a retry cannot fix; the message says why."""
 
 
-def run_trial(config: dict[str, Any], *, data: Any, base: Any, space: Any) -> None:
+def _watchdog(limit_s: float, marker: Path, done: threading.Event) -> None:
+    """Ends this worker process if the trial outlives its time limit.
+
+    A hung trial reports nothing, so nothing on the driver can stop it politely; exiting
+    the worker makes Ray see a dead actor, and the marker left behind turns the retry
+    into an immediate, recorded failure that says why.
+    """
+    if not done.wait(limit_s):
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(f"TrialTimeout: the trial ran longer than its {limit_s:g}s limit")
+        os._exit(3)
+
+
+def run_trial(config: dict[str, Any], *, data: Any, base: Any, space: Any,
+              time_limit_s: float | None = None) -> None:
     """Ray Tune function trainable: train one configuration, report every epoch.
 
     Args:
@@ -33,6 +48,8 @@ def run_trial(config: dict[str, Any], *, data: Any, base: Any, space: Any) -> No
         data: the decoded `Dataset` (from the object store).
         base: the `TrainConfig` the sampled values are applied to.
         space: the `SearchSpace` that maps names to config fields.
+        time_limit_s: wall-clock limit of the trial; past it the worker is ended and the
+            trial recorded as failed with the reason.
     """
     import ray
     from ray import tune
@@ -54,6 +71,9 @@ def run_trial(config: dict[str, Any], *, data: Any, base: Any, space: Any) -> No
         "pid": os.getpid(),
     }
     train_s = 0.0
+    done = threading.Event()
+    if time_limit_s:
+        threading.Thread(target=_watchdog, args=(time_limit_s, marker, done), daemon=True).start()
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
         nonlocal train_s
@@ -83,3 +103,5 @@ def run_trial(config: dict[str, Any], *, data: Any, base: Any, space: Any) -> No
             marker.write_text(f"out of memory: {exc}")
             raise TrialFailed(f"out of memory: {str(exc)[:500]}") from exc
         raise
+    finally:
+        done.set()

@@ -55,6 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     add("--time-budget-s", type=float, default=None,
         help="stop starting (and stop running) trials after this many seconds of search")
     add("--max-failures", type=int, default=d.max_failures, help="retries of a trial whose worker died")
+    add("--trial-timeout", type=float, default=None,
+        help="seconds a trial may run before it is ended and recorded as failed")
     add("--cache-dir", default=None, help="decoded-image cache (default $COVIDXR_CACHE or ~/.cache/covidxr)")
     add("--engine", choices=("ray", "keras-tuner"), default=d.engine,
         help="search engine: Ray Tune + Optuna + ASHA, or KerasTuner on this machine")
@@ -76,6 +78,7 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
         retrain_seeds=args.retrain_seeds, metric=args.metric, max_failures=args.max_failures,
         cache_dir=args.cache_dir, verbose=args.verbose, engine=args.engine, tuner=args.tuner,
         precision=args.precision, time_budget_s=args.time_budget_s,
+        trial_timeout_s=args.trial_timeout,
     )
     if args.smoke_test:
         import dataclasses
