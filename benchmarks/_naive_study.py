@@ -57,13 +57,13 @@ def naive_trial(config: dict[str, Any], *, data_dir: str, image_size: int, chann
            "sgd": keras.optimizers.SGD}[optimizer](learning_rate=lr)
     model.compile(opt, loss="binary_crossentropy",
                   metrics=["binary_accuracy", keras.metrics.AUC(name="auc")])
-    train_s = 0.0
+    epoch_s: list[float] = []
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.fit(train, epochs=1, verbose=0)
         scores = model.evaluate(val, verbose=0, return_dict=True)
-        train_s += time.perf_counter() - t0
-        tune.report({"val_auc": float(scores["auc"]), "epoch": epoch, "train_s": train_s,
+        epoch_s.append(time.perf_counter() - t0)
+        tune.report({"val_auc": float(scores["auc"]), "epoch": epoch, "epoch_times": list(epoch_s),
                      "trial_wall_s": time.perf_counter() - started})
 
 
@@ -111,7 +111,10 @@ def run_naive(data_dir: str, space_name: str, trials: int, epochs: int, image_si
     tuner.fit()
     elapsed = time.monotonic() - started
     ray.shutdown()
-    overheads = [wall[t] - last[t]["train_s"] for t in last if t in wall]
+    from study import strict_overhead
+
+    overheads = [strict_overhead(wall.get(t), last[t]["epoch_times"]) for t in last]
+    overheads = [o for o in overheads if o is not None]
     return {
         "wall_s": elapsed,
         "trials": len(last),

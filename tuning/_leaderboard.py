@@ -21,7 +21,7 @@ from ray.tune import Callback
 from search_spaces import SearchSpace
 
 VAL_METRICS = ("val_auc", "val_loss", "val_accuracy", "val_sensitivity", "val_specificity")
-CURVES = ("val_auc", "val_loss", "train_loss")
+CURVES = ("val_auc", "val_loss", "train_loss", "epoch_s")
 _ARROW_OF = {"float": pa.float64(), "int": pa.int64(), "categorical": None}
 
 
