@@ -32,8 +32,10 @@ How KerasTuner's pieces map onto ours:
   is recorded as "failed" with its error and the search goes on, however many fail in a
   row, as with Ray. A broken data set (`DataError`) is a `FatalError`: every trial would
   hit it, so the search stops.
-* **Time budget.** With ``--time-budget-s`` no trial starts once the budget is spent, and a
-  running trial stops after the epoch that spends it (at most one epoch past the budget).
+* **Time budget.** With ``--time-budget-s`` no trial starts once the budget is spent, and
+  the running trial stops at the end of its current epoch. As with Ray Tune, which stops
+  its trials at the budget, an epoch that ends after the budget does not count: the search
+  may run up to one epoch past the budget, but its results are those it had in time.
 
 What this engine does not do: run trials in parallel or on other nodes (KerasTuner's
 distributed mode needs a chief and worker processes of its own), retry a trial, or
@@ -80,8 +82,12 @@ NODE_ID = "local"  # KerasTuner trains in the driver process; Ray trials name th
 HISTORY_KEYS = ("val_loss", "val_accuracy")
 
 
-class _BudgetSpent(Exception):
-    """Raised from the epoch callback: the study's time budget ran out during a trial."""
+class _BudgetSpent(keras_tuner.errors.FatalError):
+    """The study's time budget ran out during a trial.
+
+    Raised from the epoch callback. `fit` returns the epochs done in time; if there are
+    none, it lets this end the search (a FatalError is what stops KerasTuner's loop).
+    """
 
 
 def declare(hp: keras_tuner.HyperParameters, param: Param) -> Any:
@@ -260,17 +266,18 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         }
 
         def report(epoch: int, metrics: dict[str, float]) -> None:
+            if self.recorder.budget_spent():
+                raise _BudgetSpent("the time budget ran out")  # this epoch came too late
             for key in history:
                 history[key].append(float(metrics[key]))
             self.recorder.epoch(epoch, metrics)
-            if self.recorder.budget_spent() and epoch < config.epochs:
-                raise _BudgetSpent
 
         result = None
         try:
             result = train(config, self.data, callbacks=[report], evaluate_test=False, n_boot=0)
         except _BudgetSpent:
-            pass  # the epochs done so far stand as the trial's result
+            if not history[self.recorder.board.metric]:
+                raise  # nothing in time: this trial has no result and the search ends
         except (ConfigError, TrainingDiverged) as exc:
             raise self._fail(exc) from exc
         except CovidxrError as exc:
@@ -405,6 +412,9 @@ def run_search(
     recorder.started = started
     try:
         tuner.search(verbose=0)
+    except _BudgetSpent:
+        if recorder.trial_id is not None:  # cut before its first epoch: no result, no error
+            recorder.end(recorder.trial_id, None)
     except keras_tuner.errors.FatalError as exc:
         from tuning.study import StudyError
 
