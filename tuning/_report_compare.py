@@ -6,10 +6,10 @@ Made for comparing search engines (Ray Tune + Optuna + ASHA against KerasTuner) 
 same data and space, but any run folders can be put side by side. Two views:
 
 1. **Anytime curves**: the best validation metric any finished trial had reached, against
-   wall-clock time since the search started, one line per run. Time zero is the search's
-   start as `summary.json` records it (its end minus its wall time), so an engine's
-   start-up before its first trial counts against it; without `summary.json` it is the
-   first trial's start. A trial's best becomes known when the trial finishes.
+   wall-clock time since the search started, one line per run. Time zero is the moment
+   the engine started its first trial, and a trial's best counts from when the trial
+   finished, so a result is never placed earlier than it was known. Each run's search
+   wall time (from `summary.json`) is listed beside it.
 2. **The retrained winners on test**: mean ± std over the retrain seeds, the exported
    model's 95% bootstrap intervals (`best/metrics.json`), the recipe baseline and the
    study's verdict (`comparison.json`). A run without them (``--retrain-seeds 0``) says so.
@@ -70,14 +70,13 @@ class _Run:
         return float(value) if isinstance(value, int | float) else None
 
     def start_time(self) -> float | None:
-        """Epoch seconds at which the search started (see the module docstring)."""
+        """Epoch seconds at which the first trial started.
+
+        Not the search's end minus its wall time: trials still running when a time budget
+        stops the search have no end time, which would move that estimate too early.
+        """
         starts = [r["started_at"] for r in self.inputs.rows if r.get("started_at") is not None]
-        ends = [r["finished_at"] for r in self.inputs.rows if r.get("finished_at") is not None]
-        if not starts:
-            return None
-        first = min(starts)
-        wall = self.search_wall_s
-        return min(first, max(ends) - wall) if ends and wall is not None else first
+        return min(starts) if starts else None
 
     def anytime(self) -> list[tuple[float, float, dict[str, Any]]]:
         """``(seconds since start, best so far, trial row)`` at each finished trial."""
@@ -358,10 +357,10 @@ def write_comparison_report(run_dirs: list[Path], out: Path) -> Path:
             "Search: best validation score against wall time",
             notes + f"<figure>{anytime_chart(runs, metric)}</figure>"
             '<p class="caption">Each step is a trial finishing with a better score than any '
-            "before it in the same run; faint dots are every finished trial's best epoch. "
-            "Time zero is the search's start (its recorded end minus its wall time), so engine "
-            "start-up before the first trial counts. Hyperband and ASHA trials stopped early "
-            "show their best epoch so far.</p>" + _search_table(runs),
+            "before it in the same run; faint dots are every finished trial's best epoch, "
+            "placed when the trial finished. Time zero is when each run's first trial "
+            "started. Trials that Hyperband or ASHA stopped early count with their best "
+            "epoch.</p>" + _search_table(runs),
             intro=f"Metric: {esc(metric_label(metric))} on the validation split, as each search "
             "optimised it.",
         )
