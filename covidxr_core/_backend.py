@@ -51,6 +51,8 @@ def configure_backend() -> str:
     import keras
 
     name = keras.backend.backend()
+    if name == "jax":
+        _enable_jax_compilation_cache()
     if name == "tensorflow":
         import tensorflow as tf
 
@@ -61,6 +63,28 @@ def configure_backend() -> str:
                 tf.config.experimental.set_memory_growth(gpu, True)
     _configured = name
     return name
+
+
+def _enable_jax_compilation_cache() -> None:
+    """Keep XLA's compiled programs on disk, shared by every trial on this machine.
+
+    Trials of a search mostly repeat the same shapes (image size, batch size, widths), so
+    after the first trial of a shape the next ones load its programs instead of
+    compiling them again. Fast compilations are kept too: at this model's size they are
+    most of what a trial compiles. COVIDXR_JAX_CACHE overrides the folder; set it to an
+    empty string to turn the cache off.
+    """
+    folder = os.environ.get("COVIDXR_JAX_CACHE")
+    if folder is None:
+        root = os.environ.get("COVIDXR_CACHE") or str(Path.home() / ".cache" / "covidxr")
+        folder = str(Path(root) / "jax")
+    if not folder:
+        return
+    import jax
+
+    jax.config.update("jax_compilation_cache_dir", folder)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def enable_determinism(seed: int) -> None:
