@@ -1,0 +1,290 @@
+"""Find the images of a data folder and assign them to splits and classes; opens no image.
+
+The folder looks like ``DIR/<split>/<class>/...``. Discovery only lists and stats files;
+carving a missing validation or test split out of train also happens here, on file
+lists, so the decode cache (keyed by the files, not the splits) never depends on it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from covidxr_core.data._config import DataConfig
+from covidxr_core.data._dataset import SPLITS
+from covidxr_core.errors import DataError
+
+# What Keras's flow_from_directory accepts, plus WebP and GIF which Pillow reads as well.
+IMAGE_EXTENSIONS = frozenset(
+    {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+)
+SPLIT_ALIASES = {
+    "train": "train",
+    "validation": "validation",
+    "val": "validation",
+    "valid": "validation",
+    "test": "test",
+}
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One image file as found on disk (stat of the symlink target when it is a link)."""
+
+    relpath: str  # POSIX path relative to the data root, e.g. "train/corona/a.jpg"
+    label: str  # class folder name
+    size: int
+    mtime_ns: int
+
+
+@dataclass(frozen=True)
+class DataLayout:
+    """The files of a data folder per split and class, after carving; no pixels.
+
+    ``files`` holds every image file found, sorted by relative path: it is what the decode
+    cache is keyed on. ``splits`` maps each of ``SPLITS`` to ``(relpath, class)`` pairs,
+    sorted by path, and includes carved splits.
+    """
+
+    root: Path  # absolute, symlinks resolved
+    class_names: tuple[str, ...]  # sorted
+    splits: dict[str, tuple[tuple[str, str], ...]]
+    files: tuple[FileEntry, ...]
+    source_splits: dict[str, str]  # split -> folder name it was read from, e.g. "val"
+    carved: tuple[str, ...] = ()  # splits carved out of train
+    notes: tuple[str, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()  # (relpath, reason): links we refused to follow
+    ignored: tuple[str, ...] = field(default=())  # hidden or non-image files, not an error
+
+    def split_of(self) -> dict[str, str]:
+        """relpath -> split name after carving."""
+        return {rel: name for name, pairs in self.splits.items() for rel, _ in pairs}
+
+
+def _is_hidden(name: str) -> bool:
+    # .DS_Store, ._x.jpg (macOS resource forks with an image extension), .ipynb_checkpoints
+    # (which flow_from_directory famously turns into a third class).
+    return name.startswith(".")
+
+
+class _Walker:
+    """Lists one class folder recursively under the symlink policy of the package."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.skipped: list[tuple[str, str]] = []
+        self.ignored: list[str] = []
+        self._seen_dirs: set[str] = set()
+
+    def rel(self, path: Path) -> str:
+        return path.relative_to(self.root).as_posix()
+
+    def inside(self, real: str) -> bool:
+        root = str(self.root)
+        return real == root or real.startswith(root + os.sep)
+
+    def walk(self, directory: Path, label: str, out: list[FileEntry]) -> None:
+        real_dir = os.path.realpath(directory)
+        if real_dir in self._seen_dirs:
+            self.skipped.append((self.rel(directory), "symlink loop: folder already listed"))
+            return
+        self._seen_dirs.add(real_dir)
+        try:
+            entries = sorted(os.scandir(directory), key=lambda e: e.name)
+        except OSError as exc:
+            raise DataError(f"{directory}: cannot list folder ({exc.strerror})") from exc
+        for entry in entries:
+            path = directory / entry.name
+            if _is_hidden(entry.name):
+                self.ignored.append(self.rel(path))
+                continue
+            if entry.is_symlink():
+                real = os.path.realpath(path)
+                if not os.path.exists(real):
+                    self.skipped.append((self.rel(path), "broken symlink"))
+                    continue
+                if not self.inside(real):
+                    self.skipped.append((self.rel(path), f"symlink leaves the data folder: {real}"))
+                    continue
+            if entry.is_dir():  # follows links, which were checked above
+                self.walk(path, label, out)
+                continue
+            if Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS:
+                self.ignored.append(self.rel(path))
+                continue
+            try:
+                stat = path.stat()
+            except OSError as exc:
+                self.skipped.append((self.rel(path), f"cannot stat file: {exc.strerror}"))
+                continue
+            out.append(FileEntry(self.rel(path), label, stat.st_size, stat.st_mtime_ns))
+
+
+def _subfolders(path: Path, walker: _Walker) -> tuple[list[Path], list[str]]:
+    """Visible sub-folders and the names of the other visible entries of a split/root.
+
+    Folder links are followed only when they stay inside the data folder, as in `_Walker`.
+    """
+    try:
+        entries = sorted(os.scandir(path), key=lambda e: e.name)
+    except OSError as exc:
+        raise DataError(f"{path}: cannot list folder ({exc.strerror})") from exc
+    folders: list[Path] = []
+    others: list[str] = []
+    for entry in entries:
+        if _is_hidden(entry.name):
+            continue
+        if entry.is_symlink() and not walker.inside(os.path.realpath(path / entry.name)):
+            walker.skipped.append((walker.rel(path / entry.name), "symlink leaves the data folder"))
+        elif entry.is_dir():
+            folders.append(path / entry.name)
+        else:
+            others.append(entry.name)
+    return folders, others
+
+
+def _find_splits(root: Path, walker: _Walker) -> tuple[dict[str, Path], list[str]]:
+    folders, _ = _subfolders(root, walker)
+    found: dict[str, Path] = {}
+    notes: list[str] = []
+    for folder in folders:
+        split = SPLIT_ALIASES.get(folder.name.lower())
+        if split is None:
+            notes.append(f"ignored folder {folder.name!r}: not a split name")
+            continue
+        if split in found:
+            raise DataError(
+                f"{root}: folders {found[split].name!r} and {folder.name!r} both name the "
+                f"{split} split; keep one"
+            )
+        found[split] = folder
+    if "train" not in found:
+        names = [f.name for f in folders]
+        refused = [rel for rel, _ in walker.skipped]
+        extra = f" (refused links leaving the folder: {refused})" if refused else ""
+        raise DataError(
+            f"{root}: no train split: expected DIR/train/<class>/ (with validation|val|valid "
+            f"and test optional), but found folders {names}{extra}"
+        )
+    return found, notes
+
+
+def _carve_key(seed: int, relpath: str) -> bytes:
+    # A per-file hash rank rather than a shuffled list: the carve does not depend on the
+    # NumPy version or on file order, and adding one file moves at most that one file.
+    return hashlib.blake2b(f"{seed}:{relpath}".encode(), digest_size=8).digest()
+
+
+def _carve(
+    train: list[FileEntry], class_names: tuple[str, ...], missing: list[str], config: DataConfig
+) -> tuple[dict[str, list[FileEntry]], list[str]]:
+    """Move a stratified, seeded share of each train class into each missing split."""
+    fractions = {"validation": config.val_fraction, "test": config.test_fraction}
+    out: dict[str, list[FileEntry]] = {"train": [], **{s: [] for s in missing}}
+    for label in class_names:
+        files = sorted(
+            (f for f in train if f.label == label), key=lambda f: _carve_key(config.seed, f.relpath)
+        )
+        wanted = {s: max(1, math.floor(fractions[s] * len(files) + 0.5)) for s in missing}
+        if sum(wanted.values()) >= len(files):
+            raise DataError(
+                f"train/{label}: {len(files)} images are too few to carve {' and '.join(missing)} "
+                f"out of train (needs at least {sum(wanted.values()) + 1})"
+            )
+        start = 0
+        for split in ("test", "validation"):  # fixed order: the carve must not depend on dicts
+            if split in wanted:
+                out[split].extend(files[start : start + wanted[split]])
+                start += wanted[split]
+        out["train"].extend(files[start:])
+    notes = []
+    for split in missing:
+        counts = ", ".join(f"{c} {sum(f.label == c for f in out[split])}" for c in class_names)
+        notes.append(
+            f"{split} split missing: carved {fractions[split]:.0%} of train, stratified, "
+            f"seed {config.seed} ({counts})"
+        )
+    return out, notes
+
+
+def discover(path: str | os.PathLike[str], config: DataConfig | None = None) -> DataLayout:
+    """List a data folder's images per split and class, carving missing splits.
+
+    Args:
+        path: The data folder, laid out as ``DIR/<split>/<class>/<image>``.
+        config: Carving settings (``val_fraction``, ``test_fraction``, ``seed``).
+
+    Returns:
+        The layout; no image file has been opened.
+
+    Raises:
+        DataError: the folder is missing, has no train split, fewer than two classes, an
+            empty or missing class folder, or too few images to carve a split.
+    """
+    config = config if config is not None else DataConfig()
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise DataError(f"{given}: data folder does not exist")
+    if not given.is_dir():
+        raise DataError(f"{given}: data path must be a folder of DIR/<split>/<class>/ images")
+    root = Path(os.path.realpath(given))
+    walker = _Walker(root)
+    split_dirs, notes = _find_splits(root, walker)
+    class_dirs = {split: _subfolders(folder, walker) for split, folder in split_dirs.items()}
+    class_names = tuple(sorted(d.name for d in class_dirs["train"][0]))
+    if len(class_names) < 2:
+        raise DataError(
+            f"{split_dirs['train']}: needs two or more class folders, but found {list(class_names)}"
+        )
+    found: dict[str, list[FileEntry]] = {}
+    for split, (folders, loose) in class_dirs.items():
+        names = sorted(d.name for d in folders)
+        if names != list(class_names):
+            raise DataError(
+                f"{split_dirs[split]}: class folders {names} differ from train's "
+                f"{list(class_names)}; every split needs the same class folders"
+            )
+        walker.ignored.extend(f"{split_dirs[split].name}/{name}" for name in loose)
+        found[split] = []
+        for folder in folders:
+            before = len(found[split])
+            walker.walk(folder, folder.name, found[split])
+            if len(found[split]) == before:
+                raise DataError(
+                    f"{folder}: class folder has no image files (a class with zero images "
+                    f"cannot be trained or evaluated); image extensions: "
+                    f"{sorted(IMAGE_EXTENSIONS)}"
+                )
+
+    missing = [s for s in ("validation", "test") if s not in found]
+    per_split: dict[str, list[FileEntry]] = dict(found)
+    if missing:
+        carved, carve_notes = _carve(found["train"], class_names, missing, config)
+        per_split.update(carved)
+        notes.extend(carve_notes)
+    for split, name in ((s, split_dirs[s].name) for s in split_dirs):
+        if name != split:
+            notes.append(f"{split} split read from folder {name!r}")
+    if walker.ignored:
+        shown = ", ".join(walker.ignored[:5]) + (", ..." if len(walker.ignored) > 5 else "")
+        notes.append(f"ignored {len(walker.ignored)} hidden or non-image files: {shown}")
+
+    all_files = tuple(sorted((f for fs in found.values() for f in fs), key=lambda f: f.relpath))
+    splits = {s: tuple(sorted((f.relpath, f.label) for f in per_split[s])) for s in SPLITS}
+    return DataLayout(
+        root=root,
+        class_names=class_names,
+        splits=splits,
+        files=all_files,
+        source_splits={s: d.name for s, d in split_dirs.items()},
+        carved=tuple(missing),
+        notes=tuple(notes),
+        skipped=tuple(walker.skipped),
+        ignored=tuple(walker.ignored),
+    )
+
+
+__all__ = ["IMAGE_EXTENSIONS", "DataLayout", "FileEntry", "discover"]
