@@ -1,0 +1,222 @@
+"""Decode image files into uint8 pixels (and fingerprints), one file per task, in parallel.
+
+Every way a file can fail ends as a `DecodeResult` with ``rule``/``value`` set, never as an
+exception: which files are bad is data for the caller's ``on_bad_image`` policy, and one
+bad file must not throw away the others' work. Modes are made 8-bit explicitly (see
+`_to_8bit`) instead of trusting ``Image.convert``, which clips 16-bit values and drops
+alpha without compositing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import multiprocessing
+import os
+import warnings
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from covidxr_core.data._phash import HASH_INPUT, perceptual_hash
+
+# Counts decode_task calls in this process; tests and benchmarks read it to prove that a
+# cache hit decoded nothing (workers=1 decodes in-process).
+DECODE_CALLS = 0
+KEEP_LIMIT = -1
+
+_HIGH_BIT_MODES = frozenset({"I;16", "I;16B", "I;16L", "I;16N", "I", "F"})
+_ALPHA_MODES = frozenset({"RGBA", "RGBa", "LA", "La", "PA"})
+# Below this many files per worker a process pool costs more than it saves.
+_FILES_PER_WORKER = 8
+
+
+@dataclass(frozen=True)
+class DecodeTask:
+    """What one worker needs to know; plain data so it pickles to another process."""
+
+    path: str  # absolute
+    relpath: str
+    image_size: int
+    channels: int
+    pixels: bool = True  # decode resized pixels
+    fingerprint: bool = True  # sha256 of the bytes + perceptual hash
+    # The caller's Image.MAX_IMAGE_PIXELS, so a pool worker applies the same bomb limit as
+    # the process that asked; KEEP_LIMIT leaves the worker's own setting alone.
+    max_pixels: int | None = KEEP_LIMIT
+
+
+@dataclass(frozen=True)
+class DecodeResult:
+    """Pixels and facts about one file, or the rule it broke."""
+
+    relpath: str
+    pixels: np.ndarray | None = None  # uint8 (image_size, image_size, channels)
+    width: int = 0  # as stored, before EXIF orientation
+    height: int = 0
+    format: str = ""
+    mode: str = ""
+    sha256: str | None = None
+    phash: bytes | None = None
+    rule: str | None = None  # set when the file is bad
+    value: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.rule is None
+
+
+def _to_8bit(image: Image.Image) -> Image.Image:
+    """Return ``image`` as "L" or "RGB", converting the modes radiographs come in.
+
+    - 16-bit and 32-bit greyscale ("I;16", "I", "F") are stretched from their own min..max
+      to 0..255: detector data often fill only 10-12 of 16 bits, and clipping (what
+      ``convert("L")`` does) would turn the whole image white.
+    - Alpha ("RGBA", "LA", palette with transparency) is composited on black, the colour
+      of a radiograph's background, so transparent margins look like film edges.
+    - Palette, bilevel, CMYK, YCbCr, LAB and HSV go through Pillow's conversion to RGB.
+    """
+    mode = image.mode
+    if mode in ("L", "RGB"):
+        return image
+    if mode in _HIGH_BIT_MODES:
+        values = np.asarray(image).astype(np.float64)
+        low, high = float(values.min()), float(values.max())
+        scale = 255.0 / (high - low) if high > low else 0.0
+        return Image.fromarray(np.rint((values - low) * scale).astype(np.uint8))
+    if mode == "P" and "transparency" in image.info:
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in _ALPHA_MODES:
+        rgba = image.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return Image.alpha_composite(black, rgba).convert("RGB")
+    if mode == "1":
+        return image.convert("L")
+    return image.convert("RGB")
+
+
+def _open(data: bytes, draft_side: int, target_mode: str) -> Image.Image:
+    """Open, draft, orient and make 8-bit; raises whatever Pillow raises on bad data."""
+    image = Image.open(io.BytesIO(data))
+    if image.format == "JPEG":
+        # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (still >= draft_side), and straight
+        # to luma for greyscale: 5-10x faster on 1000-2000 px radiographs.
+        image.draft(target_mode, (draft_side, draft_side))
+    image = ImageOps.exif_transpose(image) or image
+    return _to_8bit(image)
+
+
+def _thumbnail_hash(image: Image.Image) -> bytes:
+    thumb = image.convert("L").resize((HASH_INPUT, HASH_INPUT), Image.Resampling.BILINEAR)
+    return perceptual_hash(np.asarray(thumb))
+
+
+def decode_task(task: DecodeTask) -> DecodeResult:
+    """Read one file once; decode pixels and/or fingerprints from its bytes.
+
+    Args:
+        task: The file and what to compute.
+
+    Returns:
+        A result; ``rule`` is set (and nothing else is trusted) when the file is bad.
+    """
+    global DECODE_CALLS
+    DECODE_CALLS += 1
+    rel = task.relpath
+    try:
+        with open(task.path, "rb") as handle:
+            data = handle.read()
+    except OSError as exc:
+        return DecodeResult(rel, rule="cannot read file", value=exc.strerror or str(exc))
+    if not data:
+        return DecodeResult(rel, rule="empty file", value="0 bytes")
+
+    target_mode = "L" if task.channels == 1 else "RGB"
+    previous_limit = Image.MAX_IMAGE_PIXELS
+    if task.max_pixels != KEEP_LIMIT:
+        Image.MAX_IMAGE_PIXELS = task.max_pixels
+    try:
+        with warnings.catch_warnings():
+            # Pillow only warns between 1x and 2x its limit; both are bombs to us.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as probe:
+                width, height = probe.size
+                fmt, mode = probe.format or "", probe.mode
+            pixels = opened = phash = None
+            if task.pixels:
+                opened = _open(data, task.image_size, target_mode)
+                side = task.image_size
+                image = opened.convert(target_mode).resize((side, side), Image.Resampling.BILINEAR)
+                pixels = np.asarray(image, dtype=np.uint8).reshape(side, side, task.channels)
+            if task.fingerprint:
+                # The hash must not depend on image_size: JPEGs are re-drafted at the hash's
+                # own size (cheap at 1/8 scale); other formats decode at full size anyway,
+                # so the image already open is exactly what a fresh open would give.
+                if opened is None or fmt == "JPEG":
+                    opened = _open(data, HASH_INPUT, "L")
+                phash = _thumbnail_hash(opened)
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        return DecodeResult(
+            rel,
+            rule="decompression bomb: more pixels than PIL.Image.MAX_IMAGE_PIXELS",
+            value=str(exc),
+        )
+    except UnidentifiedImageError:
+        return DecodeResult(
+            rel, rule="not an image Pillow can identify", value=f"{len(data)} bytes"
+        )
+    except Exception as exc:  # any failure inside Pillow is this file's fault
+        return DecodeResult(
+            rel, rule="truncated or corrupt image data", value=f"{type(exc).__name__}: {exc}"
+        )
+    finally:
+        Image.MAX_IMAGE_PIXELS = previous_limit
+    sha = hashlib.sha256(data).hexdigest() if task.fingerprint else None
+    return DecodeResult(rel, pixels, width, height, fmt, mode, sha, phash)
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # Not fork: the caller may already run TensorFlow or Ray threads, and forking a
+    # multi-threaded process can deadlock the child.
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        context = multiprocessing.get_context("forkserver")
+        # Workers fork from a server that already imported NumPy and Pillow (only takes
+        # effect if this process has not started its fork server yet).
+        context.set_forkserver_preload([__name__])
+        return context
+    return multiprocessing.get_context("spawn")
+
+
+def decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[DecodeResult]:
+    """Decode tasks in parallel, yielding results in task order.
+
+    Args:
+        tasks: One per file.
+        workers: The most processes to use; few files are decoded in this process.
+
+    Yields:
+        One result per task, in order.
+    """
+    workers = min(workers, len(tasks) // _FILES_PER_WORKER)
+    if workers <= 1:
+        yield from map(decode_task, tasks)
+        return
+    # Chunks of a few files amortise pickling; many chunks per worker balance the load
+    # when some files are 4000 px and others 300 px.
+    chunksize = max(1, len(tasks) // (workers * 8))
+    with ProcessPoolExecutor(max_workers=workers, mp_context=_pool_context()) as pool:
+        yield from pool.map(decode_task, tasks, chunksize=chunksize)
+
+
+def cpu_budget() -> int:
+    """CPUs this process may use (respects taskset/cgroups affinity where available)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # macOS, Windows
+        return max(1, os.cpu_count() or 1)
+
+
+__all__ = ["DECODE_CALLS", "DecodeResult", "DecodeTask", "cpu_budget", "decode_all", "decode_task"]
