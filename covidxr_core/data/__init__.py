@@ -1,0 +1,100 @@
+"""Data: from a folder of radiographs to cached uint8 arrays, decoded once.
+
+``load_dataset(DIR)`` discovers ``DIR/<split>/<class>/<image>``, decodes every image
+once (in parallel, with Pillow) into ``uint8`` arrays of shape (N, H, W, C), caches them
+on disk and returns a `Dataset`. ``load_dataset(None)`` does the same for synthetic demo
+data. ``python -m covidxr_core.data DIR`` prints a summary and a leakage check.
+
+Layout
+    Splits are ``train`` (required), ``validation`` (also ``val``, ``valid``) and
+    ``test``, matched case-insensitively; other folders are ignored with a note. Classes are
+    the train split's sub-folders, sorted by name; there must be at least two, and every
+    split must have the same class folders, each with at least one image (an empty class
+    folder is a `DataError` naming it). Files in nested folders under a class folder
+    belong to that class. A missing validation or test split is carved out of train:
+    per class (stratified), ``val_fraction``/``test_fraction`` of the files (at least
+    one), chosen by a seeded hash of each path, so the carve is deterministic and does
+    not depend on file order or the NumPy version. ``Dataset.notes`` says what was carved.
+
+Files that are ignored (silently, but counted in a note)
+    Hidden files and folders (names starting with "."): ``.DS_Store``, macOS ``._x.jpg``
+    resource forks, ``.ipynb_checkpoints``. Files whose extension is not one of
+    ``IMAGE_EXTENSIONS`` (``notes.txt``, ``labels.csv``). Loose files in a split folder.
+
+Bad images (``DataConfig.on_bad_image``)
+    A file with an image extension is bad when it is empty, unreadable, not an image
+    Pillow can identify (e.g. text renamed to ``.png``), truncated or corrupt, or a
+    decompression bomb: more pixels than ``PIL.Image.MAX_IMAGE_PIXELS`` (Pillow's limit
+    is kept; its warning between 1x and 2x the limit counts as a bomb too). Under
+    ``"skip"`` (the default) it is left out and listed in ``Dataset.skipped`` as
+    ``(path, reason)`` and in a note; under ``"error"`` loading raises `BadImageError`
+    naming the file, the rule and the value. Either way every good file is decoded and
+    cached first, so nothing computed is lost: a rerun under ``"skip"`` is a cache hit
+    (removing the bad file changes the file list, and so the cache key). Should skipping
+    leave a class of some split empty, that is a `DataError`.
+
+Modes
+    Images are EXIF-transposed, then made 8-bit: 16-bit and 32-bit greyscale are
+    stretched from their own min..max to 0..255 (not clipped); alpha (RGBA, LA, palette
+    with transparency) is composited on black, the background of a radiograph; palette,
+    CMYK, YCbCr and bilevel images are converted by Pillow. Then greyscale uses ITU-R
+    601 luma (``channels=1``) or RGB (``channels=3``), and the image is resized to a
+    square ``image_size`` with antialiased bilinear filtering (aspect ignored, as
+    ``flow_from_directory`` does). JPEGs are decoded at a reduced DCT scale first
+    (``Image.draft``), never below ``image_size``. Only the first frame of a multi-frame
+    file (GIF, TIFF) is used.
+
+Symlinks
+    Links are followed when their target lies inside the data folder (the folder itself
+    is resolved first). A link that leaves the data folder, a broken link, and a folder
+    link that leads back to a folder already listed (a loop) are not followed; each is
+    listed in ``Dataset.skipped`` with the reason.
+
+Cache
+    Under ``DataConfig.cache_dir``, else ``$COVIDXR_CACHE``, else ``~/.cache/covidxr``.
+    One entry per (relative file list with sizes and mtimes, image_size, channels,
+    Pillow version, format version): carving, the positive class and the bad-image
+    policy do not change it, and moving the data folder keeps it valid. An entry is a
+    memory-mappable ``images.npy`` plus a JSON manifest with its blake2b checksum,
+    verified on every load; an entry that fails is rebuilt (with a note), never used.
+    Entries are written to a temporary folder and renamed into place, so concurrent runs
+    never see half an entry. A rebuilt folder's older entry is removed.
+
+Decoding runs in ``DataConfig.workers`` processes (forkserver, else spawn; never fork, as
+the caller may already run TensorFlow or Ray threads), so a script that calls
+`load_dataset` must guard its top level with ``if __name__ == "__main__":``; few files
+(under 16) are decoded in-process.
+
+Leakage (`find_duplicates`)
+    Exact duplicates (same sha256) and near duplicates (perceptual hash within
+    ``NEAR_DUPLICATE_BITS`` of 256 bits) across splits, after carving; see
+    ``covidxr_core/data/_leakage.py`` for the hash and how the threshold was measured.
+
+Importing this package imports NumPy and Pillow only: no Ray, TensorFlow or Keras.
+"""
+
+from __future__ import annotations
+
+from covidxr_core.data._config import DataConfig
+from covidxr_core.data._dataset import SPLITS, Dataset, SplitArrays
+from covidxr_core.data._discover import IMAGE_EXTENSIONS, DataLayout, FileEntry, discover
+from covidxr_core.data._leakage import NEAR_DUPLICATE_BITS, DuplicatePair, find_duplicates
+from covidxr_core.data._load import load_dataset
+from covidxr_core.data._synthetic import DEMO_VERSION, demo_data_path
+
+__all__ = [
+    "DEMO_VERSION",
+    "IMAGE_EXTENSIONS",
+    "NEAR_DUPLICATE_BITS",
+    "SPLITS",
+    "DataConfig",
+    "DataLayout",
+    "Dataset",
+    "DuplicatePair",
+    "FileEntry",
+    "SplitArrays",
+    "demo_data_path",
+    "discover",
+    "find_duplicates",
+    "load_dataset",
+]
