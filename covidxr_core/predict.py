@@ -130,11 +130,15 @@ def predict_images(
 
 def write_gradcam(
     model: keras.Model, images: np.ndarray, files: Sequence[str], out_dir: Path, image_size: int
-) -> list[Path]:
+) -> tuple[list[Path], list[str]]:
     """One PNG per image: the decoded image with the predicted class's Grad-CAM on top.
 
     Files are named after the image (``scan.jpeg`` -> ``scan.gradcam.png``), numbered when
     two inputs share a name.
+
+    Returns:
+        The PNGs written, and the input files whose map is blank: nothing in the last
+        convolution's output supports the predicted class, so their overlay is plain grey.
     """
     from covidxr_core.gradcam import gradcam, overlay, png_bytes
 
@@ -142,6 +146,7 @@ def write_gradcam(
     heatmaps, _ = gradcam(model, images)
     side = max(image_size, MIN_OVERLAY_SIDE)
     written: list[Path] = []
+    blank: list[str] = []
     used: set[str] = set()
     for image, heat, name in zip(images, heatmaps, files, strict=True):
         stem = Path(name).stem
@@ -153,7 +158,9 @@ def write_gradcam(
         path = out_dir / candidate
         path.write_bytes(png_bytes(overlay(image, heat, size=side)))
         written.append(path)
-    return written
+        if not heat.any():
+            blank.append(name)
+    return written, blank
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -219,8 +226,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     elif predictions:
         _print_table(predictions, metadata, args.model)
     if args.gradcam and len(good):
-        written = write_gradcam(model, images, good, Path(args.gradcam), metadata["image_size"])
+        written, blank = write_gradcam(
+            model, images, good, Path(args.gradcam), metadata["image_size"]
+        )
         err.print(f"[green]wrote[/] {len(written)} Grad-CAM overlay(s) to {escape(args.gradcam)}")
+        for name in blank:
+            err.print(
+                f"[yellow]note:[/] {escape(name)}: blank Grad-CAM (no region supports "
+                "the predicted class), its overlay is the plain image"
+            )
     for problem in problems:
         err.print(f"[bold red]bad image:[/] {escape(str(problem))}", soft_wrap=True)
     return 1 if problems else 0

@@ -24,6 +24,7 @@ class Example:
     predicted_class: str
     probability: float  # of the predicted class
     png: bytes  # the image and its overlay side by side
+    blank: bool = False  # no region supports the predicted class: the overlay is plain
 
     @property
     def correct(self) -> bool:
@@ -100,6 +101,7 @@ def build_gallery(model_path: Path, dataset: Any, per_group: int = 2) -> Gallery
                 predicted_class=names[predicted],
                 probability=float(chosen_probs[i, predicted]),
                 png=_side_by_side(images[i], heatmaps[i]),
+                blank=not heatmaps[i].any(),
             )
         )
     shape = heatmaps.shape[1:3]

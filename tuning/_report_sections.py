@@ -584,7 +584,9 @@ def gradcam(ctx: Context) -> str:
             f'<figure><img alt="Grad-CAM of {esc(ex.file)}" src="{png_data_uri(ex.png)}">'
             f"<figcaption>{verdict}: true <b>{esc(ex.true_class)}</b>, predicted "
             f"<b>{esc(ex.predicted_class)}</b> (p = {ex.probability:.2f})<br>"
-            f"<code>{esc(ex.file)}</code></figcaption></figure>"
+            f"<code>{esc(ex.file)}</code>"
+            + ("<br><i>blank map: no region supports this class</i>" if ex.blank else "")
+            + "</figcaption></figure>"
         )
     h, w = gallery.map_size
     intro = (
