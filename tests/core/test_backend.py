@@ -12,7 +12,10 @@ import pytest
 
 pytestmark = [
     pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("jax") is None, reason="jax is not installed (pip install -e '.[jax]')"),
+    pytest.mark.skipif(
+        importlib.util.find_spec("jax") is None,
+        reason="jax is not installed (pip install -e '.[jax]')",
+    ),
 ]
 
 SCRIPT = """
@@ -35,7 +38,9 @@ train(TrainConfig(model=model, epochs=1, batch_size=16), data, evaluate_test=Fal
 
 def _run(cache: Path) -> None:
     env = {**os.environ, "KERAS_BACKEND": "jax", "COVIDXR_JAX_CACHE": str(cache)}
-    proc = subprocess.run([sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600)
+    proc = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
 
 
