@@ -34,7 +34,9 @@ def tiny_study(tmp_path_factory: pytest.TempPathFactory) -> Path:
     run_dir = output / NAME
     if (run_dir / "summary.json").exists():  # written last: the study finished
         return run_dir
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # address="local": a private Ray even when another process ran `ray start` here
+    # (plain ray.init() would join that cluster and reject num_cpus).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     try:
         return run_study(tiny_spec(output)).run_dir
     finally:

@@ -47,7 +47,9 @@ def run_dir(tmp_path_factory) -> Path:
 @pytest.fixture
 def ray_cluster():
     """A local Ray for the slow tests that run studies of their own."""
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # address="local": a private Ray even when another process ran `ray start` here
+    # (plain ray.init() would join that cluster and reject num_cpus).
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
