@@ -109,6 +109,9 @@ class _Walker:
                 if not self.inside(real):
                     self.skipped.append((self.rel(path), f"symlink leaves the data folder: {real}"))
                     continue
+                if real_dir == real or real_dir.startswith(real + os.sep):
+                    self.skipped.append((self.rel(path), "symlink loop: points to a parent folder"))
+                    continue
             if entry.is_dir():  # follows links, which were checked above
                 self.walk(path, label, out)
                 continue
