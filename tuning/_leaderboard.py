@@ -65,6 +65,7 @@ def leaderboard_schema(space: SearchSpace) -> pa.Schema:
         pa.field("pid", pa.int64()),
         pa.field("gpu_fraction", pa.float64()),
         pa.field("cpus", pa.float64()),
+        pa.field("retries", pa.int64()),
     ]
     fields += [pa.field(f"curve_{c}", pa.list_(pa.float64())) for c in CURVES]
     return pa.schema(fields)
@@ -98,7 +99,7 @@ class Leaderboard:
         if trial_id not in self.rows:
             self.rows[trial_id] = {f.name: None for f in self.schema}
             self.rows[trial_id].update(
-                trial_id=trial_id, status="PENDING", max_epochs=self.max_epochs,
+                trial_id=trial_id, status="PENDING", max_epochs=self.max_epochs, retries=0,
                 **{f"curve_{c}": [] for c in CURVES},
             )
         return self.rows[trial_id]
@@ -145,6 +146,15 @@ class Leaderboard:
         else:
             full = (row["epochs_run"] or 0) >= self.max_epochs
             row.update(status="TERMINATED", stop_reason="completed" if full else "early-stopped")
+
+    def retry(self, trial_id: str, error: str) -> None:
+        """A trial failed and Ray restarts it (max_failures); the error is kept meanwhile."""
+        row = self.row(trial_id)
+        row["retries"] = (row["retries"] or 0) + 1
+        row["error"] = error
+
+    def is_finished(self, trial_id: str) -> bool:
+        return trial_id in self.rows and self.rows[trial_id]["finished_at"] is not None
 
     def table(self) -> pa.Table:
         return pa.Table.from_pylist(list(self.rows.values()), schema=self.schema)
@@ -200,3 +210,23 @@ class LeaderboardCallback(Callback):
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.board.finish(trial.trial_id, error=read_error(trial))
         self._save()
+
+    def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        self.board.retry(trial.trial_id, read_error(trial))
+        self._save()
+
+    def on_experiment_end(self, trials: list, **info: Any) -> None:
+        # Ray skips the error callback for a trial whose retry fails before it is marked
+        # running again; its final state is still known here, so no row stays "running".
+        changed = False
+        for trial in trials:
+            if self.board.is_finished(trial.trial_id) or trial.trial_id not in self.board.rows:
+                continue
+            if trial.status == "ERROR":
+                self.board.finish(trial.trial_id, error=read_error(trial))
+                changed = True
+            elif trial.status == "TERMINATED":
+                self.board.finish(trial.trial_id)
+                changed = True
+        if changed:
+            self._save()

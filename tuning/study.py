@@ -96,6 +96,8 @@ def _init_ray(spec: StudySpec) -> None:
     if not spec.verbose:
         # Ray announces its (on by default) token authentication on every local start.
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+        # "Trials did not complete: [...]": the progress display and leaderboard say which.
+        logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
     env = {k: os.environ[k] for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COVIDXR_CACHE") if k in os.environ}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     kwargs: dict[str, Any] = dict(
