@@ -198,8 +198,9 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
             from tuning.report import write_report
 
             write_report(run_dir)
-        except ImportError:
-            pass
+        except Exception as exc:  # the study's results stand even if the report fails
+            console.print(f"[yellow]warning: report.html not written: {exc}[/] "
+                          f"(retry with: python tuning/report.py {run_dir})")
         location.push()
         if location.uri:
             console.print(f"[bold]uploaded[/] {location.uri}")

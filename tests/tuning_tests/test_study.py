@@ -17,7 +17,7 @@ from _util import run_cli
 
 @pytest.fixture(scope="module", autouse=True)
 def _ray():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
     ray.shutdown()
 
