@@ -100,13 +100,12 @@ def _to_8bit(image: Image.Image) -> Image.Image:
 
 def _open(data: bytes, draft_side: int, target_mode: str) -> Image.Image:
     """Open, draft, orient and make 8-bit; raises whatever Pillow raises on bad data."""
-    image = Image.open(io.BytesIO(data))
-    if image.format == "JPEG":
+    opened = Image.open(io.BytesIO(data))
+    if opened.format == "JPEG":
         # Let libjpeg decode at 1/2, 1/4 or 1/8 scale (still >= draft_side), and straight
         # to luma for greyscale: 5-10x faster on 1000-2000 px radiographs.
-        image.draft(target_mode, (draft_side, draft_side))
-    image = ImageOps.exif_transpose(image) or image
-    return _to_8bit(image)
+        opened.draft(target_mode, (draft_side, draft_side))
+    return _to_8bit(ImageOps.exif_transpose(opened) or opened)
 
 
 def _thumbnail_hash(image: Image.Image) -> bytes:

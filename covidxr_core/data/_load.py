@@ -72,7 +72,9 @@ def _build(temp: Path, layout: DataLayout, config: DataConfig, fp_path: Path) ->
                 bad[entry.relpath] = [result.rule, result.value]
             if want_fingerprints:
                 fingerprints[entry.relpath] = (
-                    [result.sha256, result.phash.hex()] if result.ok and result.phash else None
+                    [result.sha256, result.phash.hex()]
+                    if result.ok and result.sha256 and result.phash
+                    else None
                 )
     except BrokenExecutor as exc:
         # A worker died (killed for memory, or a crash inside an image library), or the
