@@ -259,7 +259,18 @@ def _parser() -> argparse.ArgumentParser:
         prog="tuning/report.py",
         description="Write a study's HTML report and print the top of its leaderboard.",
     )
-    p.add_argument("run_dir", metavar="RUN", help="a run folder, e.g. runs/NAME")
+    p.add_argument(
+        "run_dirs",
+        metavar="RUN",
+        nargs="+",
+        help="a run folder, e.g. runs/NAME; two or more build one comparison page",
+    )
+    p.add_argument(
+        "--out",
+        metavar="HTML",
+        default=None,
+        help="comparison page to write (default: compare.html beside the first run)",
+    )
     p.add_argument("--top", type=int, default=10, help="leaderboard rows to print (default 10)")
     p.add_argument(
         "--sort",
@@ -281,7 +292,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.top < 1:
             raise ConfigError(f"--top must be >= 1, but got {args.top}")
-        run = load_run(Path(args.run_dir))
+        if len(args.run_dirs) > 1:
+            from tuning._report_compare import write_comparison_report
+
+            dirs = [Path(d) for d in args.run_dirs]
+            out = Path(args.out) if args.out else dirs[0].parent / "compare.html"
+            written = write_comparison_report(dirs, out)
+            console.print(f"[green]wrote[/] {escape(str(written))}")
+            return 0
+        run = load_run(Path(args.run_dirs[0]))
         column, mode = _sort_column(run, args.sort)
         ranked = rank_rows(run.rows, column, mode)
         print_top(console, run, ranked, column, args.top)
