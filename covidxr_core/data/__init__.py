@@ -49,6 +49,9 @@ Symlinks
     is resolved first). A link that leaves the data folder, a broken link, and a folder
     link that leads back to a folder already listed (a loop) are not followed; each is
     listed in ``Dataset.skipped`` with the reason.
+    A file with an image extension that is not a regular file (a named pipe, a socket,
+    a device) is never opened, since reading one can block forever; it is listed in
+    ``Dataset.skipped`` too.
 
 Cache
     Under ``DataConfig.cache_dir``, else ``$COVIDXR_CACHE``, else ``~/.cache/covidxr``.

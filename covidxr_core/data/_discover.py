@@ -12,6 +12,7 @@ import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from stat import S_ISREG
 
 from covidxr_core.data._config import DataConfig
 from covidxr_core.data._dataset import SPLITS
@@ -122,6 +123,10 @@ class _Walker:
                 stat = path.stat()
             except OSError as exc:
                 self.skipped.append((self.rel(path), f"cannot stat file: {exc.strerror}"))
+                continue
+            if not S_ISREG(stat.st_mode):
+                # A named pipe (or a device) blocks whoever opens it; never hand it to a decoder.
+                self.skipped.append((self.rel(path), "not a regular file (pipe, socket or device)"))
                 continue
             out.append(FileEntry(self.rel(path), label, stat.st_size, stat.st_mtime_ns))
 
