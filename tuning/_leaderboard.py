@@ -19,6 +19,7 @@ import pyarrow.parquet as pq
 from ray.tune import Callback
 
 from search_spaces import SearchSpace
+from tuning._trainable import FAILURE_MARKER
 
 VAL_METRICS = ("val_auc", "val_loss", "val_accuracy", "val_sensitivity", "val_specificity")
 CURVES = ("val_auc", "val_loss", "train_loss", "epoch_s")
@@ -166,7 +167,21 @@ class Leaderboard:
 
 
 def read_error(trial: Any) -> str:
-    """The last line of a failed trial's error file: the exception, without Ray's wrapping."""
+    """The last line of a failed trial's error file: the exception, without Ray's wrapping.
+
+    A trial that left the deterministic-failure marker (its time-limit watchdog fired, or
+    it failed in a way a retry cannot fix) is described by the marker: without a retry
+    to re-raise it, Ray's error file only says that the worker process died.
+    """
+    # The driver's staging folder (what a trial on this machine writes to), then the storage
+    # folder Tune syncs it to.
+    for folder in ("local_path", "path"):
+        try:
+            marker = Path(getattr(trial, folder)) / FAILURE_MARKER
+            if marker.is_file():
+                return f"TrialFailed: {marker.read_text(errors='replace').strip()}"[:2000]
+        except (OSError, TypeError, RuntimeError):
+            continue
     try:
         text = Path(trial.error_file).read_text(errors="replace")
     except (OSError, TypeError):

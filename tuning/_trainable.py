@@ -19,7 +19,7 @@ from covidxr_core.errors import CovidxrError
 # A trial that fails for a reason that will not change on retry (a diverging loss, an
 # invalid configuration) leaves this file in its folder; a retry re-raises at once
 # instead of training again. Retries stay for what can change: a dead node or worker.
-_FAILURE_MARKER = "deterministic_failure.txt"
+FAILURE_MARKER = "deterministic_failure.txt"
 
 
 class TrialFailed(CovidxrError):
@@ -61,7 +61,7 @@ def run_trial(config: dict[str, Any], *, data: Any, base: Any, space: Any,
 
     started = time.perf_counter()
     trial_dir = Path(tune.get_context().get_trial_dir())
-    marker = trial_dir / _FAILURE_MARKER
+    marker = trial_dir / FAILURE_MARKER
     if marker.exists():
         raise TrialFailed(marker.read_text())
 
