@@ -48,7 +48,9 @@ Symlinks
     Links are followed when their target lies inside the data folder (the folder itself
     is resolved first). A link that leaves the data folder, a broken link, and a folder
     link that leads back to a folder already listed (a loop) are not followed; each is
-    listed in ``Dataset.skipped`` with the reason.
+    listed in ``Dataset.skipped`` with the reason. Nor is a folder link into a class
+    folder (of any split), which is listed on its own: an image's class and split are
+    those of the folder it really lies in, whatever links point at it.
     A file with an image extension that is not a regular file (a named pipe, a socket,
     a device) is never opened, since reading one can block forever; it is listed in
     ``Dataset.skipped`` too.

@@ -79,6 +79,8 @@ class _Walker:
         self.skipped: list[tuple[str, str]] = []
         self.ignored: list[str] = []
         self._seen_dirs: set[str] = set()
+        # Real paths of every class folder discovery lists on its own (set by `discover`).
+        self.class_folders: list[str] = []
 
     def rel(self, path: Path) -> str:
         return path.relative_to(self.root).as_posix()
@@ -112,6 +114,15 @@ class _Walker:
                     continue
                 if real_dir == real or real_dir.startswith(real + os.sep):
                     self.skipped.append((self.rel(path), "symlink loop: points to a parent folder"))
+                    continue
+                if entry.is_dir() and any(
+                    real == c or real.startswith(c + os.sep) for c in self.class_folders
+                ):
+                    # Following it would give its images this link's class and split, or
+                    # the real folder's, depending on which is walked first.
+                    self.skipped.append(
+                        (self.rel(path), "symlink into a class folder, which is listed itself")
+                    )
                     continue
             if entry.is_dir():  # follows links, which were checked above
                 self.walk(path, label, out)
@@ -242,6 +253,9 @@ def discover(path: str | os.PathLike[str], config: DataConfig | None = None) -> 
     walker = _Walker(root)
     split_dirs, notes = _find_splits(root, walker)
     class_dirs = {split: _subfolders(folder, walker) for split, folder in split_dirs.items()}
+    walker.class_folders = [
+        os.path.realpath(d) for folders, _ in class_dirs.values() for d in folders
+    ]
     class_names = tuple(sorted(d.name for d in class_dirs["train"][0]))
     if len(class_names) < 2:
         raise DataError(
