@@ -100,6 +100,10 @@ def _init_ray(spec: StudySpec) -> None:
         logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
     env = {k: os.environ[k] for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COVIDXR_CACHE") if k in os.environ}
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    # A worker is reused for the next trial only if the stopped trial's thread ends within
+    # this many seconds (Ray's default: 2). Unwinding Keras after ASHA's stop can take
+    # longer on a busy machine, and a fresh worker process costs far more than waiting.
+    env.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "30")
     kwargs: dict[str, Any] = dict(
         log_to_driver=spec.verbose,
         logging_level=level,
