@@ -96,11 +96,12 @@ def observe(area: str, fault: str, expected: str) -> Iterator[dict[str, Any]]:
                 "status": status,
                 "error": error,
                 "figures": row,
-                "wall_s": round(time.monotonic() - started, 1),
+                "wall_s": round(time.monotonic() - started, 2),
                 "load_1min": round(os.getloadavg()[0], 1),
                 "cpus": os.cpu_count(),
                 "commit": COMMIT,
                 "command": COMMAND,
+                "covidxr_data": os.environ.get("COVIDXR_DATA"),
                 "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
             }
         )

@@ -1,6 +1,6 @@
 """Render the reliability tests' results as docs/reliability.md.
 
-    COVIDXR_RELIABILITY_OUT=/tmp/rel.jsonl make test      # or pytest tests/reliability
+    COVIDXR_RELIABILITY_OUT=/tmp/rel.jsonl make test      # or: pytest tests/reliability
     python tests/reliability/make_report.py /tmp/rel.jsonl > docs/reliability.md
 
 Each line of the results file is one fault or bad input a test tried (see _figures.py).
@@ -123,12 +123,17 @@ def render(rows: list[dict[str, Any]], source: str) -> str:
         "saw to a results file. Regenerate with:",
         "",
         "```",
-        "COVIDXR_RELIABILITY_OUT=/tmp/reliability.jsonl make test   # or: pytest tests/reliability",
+        "# the whole suite, as CI runs it (make test points COVIDXR_DATA at ../shared/data):",
+        "COVIDXR_RELIABILITY_OUT=/tmp/reliability.jsonl make test",
+        "# or only these tests:",
+        "COVIDXR_DATA=../shared/data COVIDXR_RELIABILITY_OUT=/tmp/reliability.jsonl \\",
+        "    .venv/bin/python -m pytest -q tests/reliability",
         "python tests/reliability/make_report.py /tmp/reliability.jsonl > docs/reliability.md",
         "```",
         "",
         f"This page: run `{cell(first['run'])}`, finished {cell(last.get('finished', '?'))}, "
-        f"commit `{cell(last.get('commit', '?'))}`, command `{cell(last.get('command', '?'))}`, "
+        f"commit `{cell(last.get('commit', '?'))}`, command "
+        f"`COVIDXR_DATA={cell(last.get('covidxr_data'))} {cell(last.get('command', '?'))}`, "
         f"on {last.get('cpus', '?')} CPU cores shared with other work (1-minute load "
         f"{min(loads):g} to {max(loads):g}). {len(rows)} faults and inputs tried: "
         + ", ".join(f"{n} {s}" for s, n in sorted(status.items()))

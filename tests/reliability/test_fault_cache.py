@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -131,8 +132,9 @@ def test_damaged_entry_is_rebuilt_never_used(tmp_path: Path, damage: str) -> Non
         second = load_dataset(data, _config(cache))
         decoded = decode_module.DECODE_CALLS - calls
         notes = [n for n in second.notes if "invalid" in n]
+        said = re.search(r"was invalid \((.*)\): rebuilt", notes[0]) if notes else None
         obs.update(
-            observed=f"{what}: next load said {notes[0].split('(', 1)[-1].split(')')[0]!r}, "
+            observed=f"{what}: the next load said {said.group(1) if said else notes!r}, "
             f"re-decoded {decoded} files, arrays equal the originals",
             files_redecoded=decoded,
             rebuilt=int(not second.cache_hit),

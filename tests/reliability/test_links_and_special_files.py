@@ -97,7 +97,7 @@ def test_a_split_folder_leaving_the_folder_is_refused_by_name(tmp_path: Path) ->
     ) as obs:
         with pytest.raises(DataError, match="refused links leaving the folder") as caught:
             load_dataset(root, _config(tmp_path))
-        obs["observed"] = f"DataError: {str(caught.value)[:160]}"
+        obs["observed"] = f"DataError: {caught.value}"
         assert "train" in str(caught.value)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import ast
 import io
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -76,7 +77,8 @@ def test_a_model_with_a_lambda_layer_is_refused(
         cli = capsys.readouterr()
         assert "Lambda" in cli.err and "Traceback" not in cli.err + cli.out
         assert not canary.exists(), "the Lambda's code ran"
-        obs["observed"] = f"ConfigError: {message[:150]}...; predict CLI exit 2; canary absent"
+        keras_says = message.split("(ValueError: ", 1)[-1].split(". ")[0]
+        obs["observed"] = f"ConfigError: ...{keras_says}...; predict CLI exit 2; canary absent"
 
         # The payload is real: the same file loaded without safe mode runs the Lambda.
         import keras
@@ -153,8 +155,9 @@ def test_a_pickled_cache_entry_with_a_forged_checksum_is_never_unpickled(tmp_pat
     ) as obs:
         second = load_dataset(data, config)
         note = next((n for n in second.notes if "invalid" in n), "")
+        said = re.search(r"was invalid \((.*)\): rebuilt", note)
         obs["observed"] = (
-            f"note: {note.split('(', 1)[-1][:120]}; canary absent: {not canary.exists()}"
+            f"the load said {said.group(1) if said else note!r}; canary absent: {not canary.exists()}"
         )
         assert not canary.exists(), "the cache was unpickled"
         assert not second.cache_hit and "rebuilt" in note
