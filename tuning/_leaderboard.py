@@ -235,8 +235,14 @@ class LeaderboardCallback(Callback):
         # running again; its final state is still known here, so no row stays "running".
         changed = False
         for trial in trials:
-            if self.board.is_finished(trial.trial_id) or trial.trial_id not in self.board.rows:
+            if self.board.is_finished(trial.trial_id):
                 continue
+            if trial.trial_id not in self.board.rows:
+                if trial.status not in ("ERROR", "TERMINATED"):
+                    continue
+                # Ray ends a trial whose reused worker failed to reset without any trial
+                # callback; it never ran, and the leaderboard says so instead of losing it.
+                self.board.start(trial.trial_id, trial.config, self.gpus, self.cpus)
             if trial.status == "ERROR":
                 self.board.finish(trial.trial_id, error=read_error(trial))
                 changed = True
