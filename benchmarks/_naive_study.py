@@ -18,8 +18,9 @@ from pathlib import Path
 from typing import Any
 
 
-def naive_trial(config: dict[str, Any], *, data_dir: str, image_size: int, channels: int,
-                epochs: int) -> None:
+def naive_trial(
+    config: dict[str, Any], *, data_dir: str, image_size: int, channels: int, epochs: int
+) -> None:
     import keras
     import tensorflow as tf
     from ray import tune
@@ -27,10 +28,22 @@ def naive_trial(config: dict[str, Any], *, data_dir: str, image_size: int, chann
     started = time.perf_counter()
     color = "grayscale" if channels == 1 else "rgb"
     gen = tf.keras.preprocessing.image.ImageDataGenerator(rescale=1 / 255)
-    train = gen.flow_from_directory(f"{data_dir}/train", target_size=(image_size, image_size),
-                                    color_mode=color, batch_size=32, class_mode="categorical", seed=0)
-    val = gen.flow_from_directory(f"{data_dir}/validation", target_size=(image_size, image_size),
-                                  color_mode=color, batch_size=32, class_mode="categorical", shuffle=False)
+    train = gen.flow_from_directory(
+        f"{data_dir}/train",
+        target_size=(image_size, image_size),
+        color_mode=color,
+        batch_size=32,
+        class_mode="categorical",
+        seed=0,
+    )
+    val = gen.flow_from_directory(
+        f"{data_dir}/validation",
+        target_size=(image_size, image_size),
+        color_mode=color,
+        batch_size=32,
+        class_mode="categorical",
+        shuffle=False,
+    )
     widths = [max(1, round(config.get("base_width", 2) * 2**i)) for i in range(6)]
     layers: list[Any] = [
         keras.Input((image_size, image_size, channels)),
@@ -42,33 +55,59 @@ def naive_trial(config: dict[str, Any], *, data_dir: str, image_size: int, chann
     ]
     for width in widths:
         layers += [
-            keras.layers.Conv2D(width, 3, padding="same", activation="relu",
-                                kernel_initializer="he_normal",
-                                kernel_regularizer=keras.regularizers.l2(1e-3)),
+            keras.layers.Conv2D(
+                width,
+                3,
+                padding="same",
+                activation="relu",
+                kernel_initializer="he_normal",
+                kernel_regularizer=keras.regularizers.l2(1e-3),
+            ),
             keras.layers.BatchNormalization(),
             keras.layers.MaxPooling2D(),
         ]
-    layers += [keras.layers.Flatten(), keras.layers.Dropout(config.get("dropout", 0.5)),
-               keras.layers.Dense(2, activation="softmax")]
+    layers += [
+        keras.layers.Flatten(),
+        keras.layers.Dropout(config.get("dropout", 0.5)),
+        keras.layers.Dense(2, activation="softmax"),
+    ]
     model = keras.Sequential(layers)
     optimizer = config.get("optimizer", "adam")
     lr = config.get("learning_rate", 1e-3)
-    opt = {"adam": keras.optimizers.Adam, "adagrad": keras.optimizers.Adagrad,
-           "sgd": keras.optimizers.SGD}[optimizer](learning_rate=lr)
-    model.compile(opt, loss="binary_crossentropy",
-                  metrics=["binary_accuracy", keras.metrics.AUC(name="auc")])
+    opt = {
+        "adam": keras.optimizers.Adam,
+        "adagrad": keras.optimizers.Adagrad,
+        "sgd": keras.optimizers.SGD,
+    }[optimizer](learning_rate=lr)
+    model.compile(
+        opt, loss="binary_crossentropy", metrics=["binary_accuracy", keras.metrics.AUC(name="auc")]
+    )
     epoch_s: list[float] = []
     for epoch in range(1, epochs + 1):
         t0 = time.perf_counter()
         model.fit(train, epochs=1, verbose=0)
         scores = model.evaluate(val, verbose=0, return_dict=True)
         epoch_s.append(time.perf_counter() - t0)
-        tune.report({"val_auc": float(scores["auc"]), "epoch": epoch, "epoch_times": list(epoch_s),
-                     "trial_wall_s": time.perf_counter() - started})
+        tune.report(
+            {
+                "val_auc": float(scores["auc"]),
+                "epoch": epoch,
+                "epoch_times": list(epoch_s),
+                "trial_wall_s": time.perf_counter() - started,
+            }
+        )
 
 
-def run_naive(data_dir: str, space_name: str, trials: int, epochs: int, image_size: int,
-              channels: int, seed: int, storage: str) -> dict[str, Any]:
+def run_naive(
+    data_dir: str,
+    space_name: str,
+    trials: int,
+    epochs: int,
+    image_size: int,
+    channels: int,
+    seed: int,
+    storage: str,
+) -> dict[str, Any]:
     import optuna
     import ray
     from ray import tune
@@ -95,18 +134,31 @@ def run_naive(data_dir: str, space_name: str, trials: int, epochs: int, image_si
     started = time.monotonic()
     tuner = tune.Tuner(
         tune.with_resources(
-            tune.with_parameters(naive_trial, data_dir=data_dir, image_size=image_size,
-                                 channels=channels, epochs=epochs),
+            tune.with_parameters(
+                naive_trial,
+                data_dir=data_dir,
+                image_size=image_size,
+                channels=channels,
+                epochs=epochs,
+            ),
             {"cpu": 1},
         ),
         tune_config=tune.TuneConfig(
-            metric="val_auc", mode="max", num_samples=trials, reuse_actors=False,
-            search_alg=OptunaSearch(space=space.to_optuna(), metric="val_auc", mode="max",
-                                    sampler=optuna.samplers.TPESampler(seed=seed)),
+            metric="val_auc",
+            mode="max",
+            num_samples=trials,
+            reuse_actors=False,
+            search_alg=OptunaSearch(
+                space=space.to_optuna(),
+                metric="val_auc",
+                mode="max",
+                sampler=optuna.samplers.TPESampler(seed=seed),
+            ),
             scheduler=ASHAScheduler(max_t=epochs, grace_period=1, reduction_factor=3),
         ),
-        run_config=tune.RunConfig(storage_path=storage, name="naive", verbose=0,
-                                  callbacks=[Timer()]),
+        run_config=tune.RunConfig(
+            storage_path=storage, name="naive", verbose=0, callbacks=[Timer()]
+        ),
     )
     tuner.fit()
     elapsed = time.monotonic() - started
@@ -136,8 +188,16 @@ def main() -> None:
     parser.add_argument("--storage", default=str(Path("/tmp") / f"covidxr-naive-{os.getpid()}"))
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
-    out = run_naive(args.data, args.space, args.trials, args.epochs, args.image_size,
-                    args.channels, args.seed, args.storage)
+    out = run_naive(
+        args.data,
+        args.space,
+        args.trials,
+        args.epochs,
+        args.image_size,
+        args.channels,
+        args.seed,
+        args.storage,
+    )
     text = json.dumps(out, indent=2)
     print(text)
     if args.json:

@@ -66,11 +66,20 @@ def images_per_second(data, image_size: int, channels: int, epochs: int, precisi
     from covidxr_core.train import TrainConfig, train
 
     times: list[float] = []
-    config = TrainConfig(model=preset("seed", image_size=image_size, channels=channels),
-                         epochs=epochs, batch_size=32, precision=precision)
+    config = TrainConfig(
+        model=preset("seed", image_size=image_size, channels=channels),
+        epochs=epochs,
+        batch_size=32,
+        precision=precision,
+    )
     started = time.perf_counter()
-    result = train(config, data, callbacks=[lambda e, m: times.append(m["epoch_s"])],
-                   evaluate_test=False, n_boot=0)
+    result = train(
+        config,
+        data,
+        callbacks=[lambda e, m: times.append(m["epoch_s"])],
+        evaluate_test=False,
+        n_boot=0,
+    )
     n = len(data.splits["train"])
     steady = times[1:] or times
     return {
@@ -82,16 +91,34 @@ def images_per_second(data, image_size: int, channels: int, epochs: int, precisi
     }
 
 
-def study(name: str, out: Path, trials: int, epochs: int, image_size: int, channels: int,
-          gpus_per_trial: float, precision: str) -> dict:
+def study(
+    name: str,
+    out: Path,
+    trials: int,
+    epochs: int,
+    image_size: int,
+    channels: int,
+    gpus_per_trial: float,
+    precision: str,
+) -> dict:
     import pyarrow.parquet as pq
 
     from tuning._spec import StudySpec
     from tuning.study import run_study
 
-    spec = StudySpec(trials=trials, epochs=epochs, image_size=image_size, channels=channels,
-                     space="recipe", gpus_per_trial=gpus_per_trial, retrain_seeds=0,
-                     output=str(out), name=name, precision=precision, cpus_per_trial=1)
+    spec = StudySpec(
+        trials=trials,
+        epochs=epochs,
+        image_size=image_size,
+        channels=channels,
+        space="recipe",
+        gpus_per_trial=gpus_per_trial,
+        retrain_seeds=0,
+        output=str(out),
+        name=name,
+        precision=precision,
+        cpus_per_trial=1,
+    )
     outcome = run_study(spec)
     rows = pq.read_table(outcome.leaderboard).to_pylist()
     overhead = [r["wall_s"] - r["train_s"] for r in rows if r["wall_s"] and r["train_s"]]
@@ -107,7 +134,9 @@ def study(name: str, out: Path, trials: int, epochs: int, image_size: int, chann
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--trials", type=int, default=50)
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--image-size", type=int, default=300)
@@ -130,10 +159,15 @@ def main() -> None:
     from covidxr_core.data import DataConfig, load_dataset
 
     data = load_dataset(None, DataConfig(image_size=args.image_size, channels=args.channels))
-    result: dict = {"device": device_name(), "host": platform.node(), "cpus": os.cpu_count(),
-                    "settings": vars(args).copy()}
-    result["one_trial"] = images_per_second(data, args.image_size, args.channels,
-                                            max(3, min(args.epochs, 5)), args.precision)
+    result: dict = {
+        "device": device_name(),
+        "host": platform.node(),
+        "cpus": os.cpu_count(),
+        "settings": vars(args).copy(),
+    }
+    result["one_trial"] = images_per_second(
+        data, args.image_size, args.channels, max(3, min(args.epochs, 5)), args.precision
+    )
     ray.init(include_dashboard=False, log_to_driver=False)
     gpu = has_gpu() and ray.cluster_resources().get("GPU", 0) > 0
     packings = [int(p) for p in args.packing.split(",")] if gpu else [0]
@@ -141,24 +175,49 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for pack in packings:
             fraction = 1 / pack if pack else 0.0
-            result["studies"].append(study(f"pack{pack}", Path(tmp), args.trials, args.epochs,
-                                           args.image_size, args.channels, fraction, args.precision))
+            result["studies"].append(
+                study(
+                    f"pack{pack}",
+                    Path(tmp),
+                    args.trials,
+                    args.epochs,
+                    args.image_size,
+                    args.channels,
+                    fraction,
+                    args.precision,
+                )
+            )
     ray.shutdown()
 
     one = result["one_trial"]
     console = Console()
-    console.print(f"[bold]{result['device']}[/]  one trial: {one['images_per_s']:.0f} images/s "
-                  f"(first epoch {one['first_epoch_s']:.2f}s, then {one['steady_epoch_s']:.3f}s)")
-    table = Table(title=f"{args.trials}-trial study, {args.epochs} epochs, {args.image_size}px × {args.channels}")
-    for col in ("trials per GPU", "wall (s)", "trials/min", "overhead/trial (s)", "train/trial (s)"):
+    console.print(
+        f"[bold]{result['device']}[/]  one trial: {one['images_per_s']:.0f} images/s "
+        f"(first epoch {one['first_epoch_s']:.2f}s, then {one['steady_epoch_s']:.3f}s)"
+    )
+    table = Table(
+        title=f"{args.trials}-trial study, {args.epochs} epochs, {args.image_size}px × {args.channels}"
+    )
+    for col in (
+        "trials per GPU",
+        "wall (s)",
+        "trials/min",
+        "overhead/trial (s)",
+        "train/trial (s)",
+    ):
         table.add_column(col, justify="right")
     for s in result["studies"]:
-        table.add_row(str(round(1 / s["gpus_per_trial"])) if s["gpus_per_trial"] else "CPU",
-                      f"{s['search_wall_s']:.1f}", f"{s['trials_per_min']:.1f}",
-                      f"{s['overhead_s_per_trial']:.2f}" if s["overhead_s_per_trial"] is not None else "–",
-                      f"{s['train_s_per_trial']:.2f}")
+        table.add_row(
+            str(round(1 / s["gpus_per_trial"])) if s["gpus_per_trial"] else "CPU",
+            f"{s['search_wall_s']:.1f}",
+            f"{s['trials_per_min']:.1f}",
+            f"{s['overhead_s_per_trial']:.2f}" if s["overhead_s_per_trial"] is not None else "–",
+            f"{s['train_s_per_trial']:.2f}",
+        )
     console.print(table)
-    console.print("targets on one H100: ≥ 6,000 images/s per trial; overhead ≤ 3 s; 50 trials ≤ 60 s")
+    console.print(
+        "targets on one H100: ≥ 6,000 images/s per trial; overhead ≤ 3 s; 50 trials ≤ 60 s"
+    )
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2, default=str))
 

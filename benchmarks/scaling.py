@@ -49,12 +49,21 @@ def timed_trial(config: dict[str, Any], *, data: Any, epochs: int, epoch_s: floa
     for epoch in range(1, epochs + 1):
         time.sleep(epoch_s)
         score = 0.5 + 0.4 * config["dropout"] * epoch / epochs + 1e-6 * n
-        tune.report({"val_auc": score, "epoch": epoch, "epoch_s": epoch_s, "node_id": node,
-                     "fetch_s": fetch_s, "train_s": epoch * epoch_s})
+        tune.report(
+            {
+                "val_auc": score,
+                "epoch": epoch,
+                "epoch_s": epoch_s,
+                "node_id": node,
+                "fetch_s": fetch_s,
+                "train_s": epoch * epoch_s,
+            }
+        )
 
 
-def run_size(nodes: int, slots: int, waves: int, epochs: int, epoch_s: float, data: Any,
-             out: Path) -> dict[str, Any]:
+def run_size(
+    nodes: int, slots: int, waves: int, epochs: int, epoch_s: float, data: Any, out: Path
+) -> dict[str, Any]:
     import optuna
     import ray
     from ray import tune
@@ -112,15 +121,26 @@ def run_size(nodes: int, slots: int, waves: int, epochs: int, epoch_s: float, da
                 {"cpu": 1},
             ),
             tune_config=tune.TuneConfig(
-                metric="val_auc", mode="max", num_samples=trials, reuse_actors=True,
-                search_alg=TimedSearch(space=space.to_optuna(), metric="val_auc", mode="max",
-                                       sampler=optuna.samplers.TPESampler(seed=0),
-                                       storage=optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'optuna.db'}"),
-                                       study_name=f"n{nodes}"),
+                metric="val_auc",
+                mode="max",
+                num_samples=trials,
+                reuse_actors=True,
+                search_alg=TimedSearch(
+                    space=space.to_optuna(),
+                    metric="val_auc",
+                    mode="max",
+                    sampler=optuna.samplers.TPESampler(seed=0),
+                    storage=optuna.storages.RDBStorage(f"sqlite:///{run_dir / 'optuna.db'}"),
+                    study_name=f"n{nodes}",
+                ),
                 scheduler=ASHAScheduler(max_t=epochs, grace_period=epochs, reduction_factor=3),
             ),
-            run_config=tune.RunConfig(storage_path=str(run_dir), name="tune", verbose=0,
-                                      callbacks=[TimedBoard(board, 0.0, 1.0)]),
+            run_config=tune.RunConfig(
+                storage_path=str(run_dir),
+                name="tune",
+                verbose=0,
+                callbacks=[TimedBoard(board, 0.0, 1.0)],
+            ),
         )
         started = time.monotonic()
         results = tuner.fit()
@@ -132,7 +152,9 @@ def run_size(nodes: int, slots: int, waves: int, epochs: int, epoch_s: float, da
         # same 2 cores; on a real cluster each node starts its own in parallel.
         ends = sorted(r["finished_at"] for r in rows if r["finished_at"])
         width = slots * nodes
-        steady = (len(ends) - width) / (ends[-1] - ends[width - 1]) * 60 if len(ends) > width else None
+        steady = (
+            (len(ends) - width) / (ends[-1] - ends[width - 1]) * 60 if len(ends) > width else None
+        )
         return {
             "nodes": nodes,
             "slots": slots * nodes,
@@ -152,7 +174,9 @@ def run_size(nodes: int, slots: int, waves: int, epochs: int, epoch_s: float, da
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--nodes", default="1,2,4")
     parser.add_argument("--slots", type=int, default=4, help="trial slots per worker node")
     parser.add_argument("--waves", type=int, default=4, help="trials per slot")
@@ -170,7 +194,10 @@ def main() -> None:
     data = load_dataset(None, DataConfig(image_size=args.image_size, channels=1))
     sizes = [int(n) for n in args.nodes.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [run_size(n, args.slots, args.waves, args.epochs, args.epoch_s, data, Path(tmp)) for n in sizes]
+        runs = [
+            run_size(n, args.slots, args.waves, args.epochs, args.epoch_s, data, Path(tmp))
+            for n in sizes
+        ]
     base = runs[0]["steady_trials_per_min"] / sizes[0]
     cold_base = runs[0]["trials_per_min"] / sizes[0]
     for r in runs:
@@ -180,16 +207,39 @@ def main() -> None:
     four = [r for r in runs if r["nodes"] == 4]
     result["efficiency_4_nodes"] = four[0]["efficiency"] if four else None
 
-    table = Table(title=f"simulated cluster: {args.slots} slots/node, trial = {args.epochs} × {args.epoch_s}s, {args.waves} waves")
-    for col in ("nodes", "trials", "wall s", "tpm cold", "tpm steady", "ideal", "eff.", "eff. cold",
-                "nodes used", "searcher", "callbacks", "fetch s"):
+    table = Table(
+        title=f"simulated cluster: {args.slots} slots/node, trial = {args.epochs} × {args.epoch_s}s, {args.waves} waves"
+    )
+    for col in (
+        "nodes",
+        "trials",
+        "wall s",
+        "tpm cold",
+        "tpm steady",
+        "ideal",
+        "eff.",
+        "eff. cold",
+        "nodes used",
+        "searcher",
+        "callbacks",
+        "fetch s",
+    ):
         table.add_column(col, justify="right")
     for r in runs:
-        table.add_row(str(r["nodes"]), str(r["trials"]), f"{r['wall_s']:.1f}", f"{r['trials_per_min']:.1f}",
-                      f"{r['steady_trials_per_min']:.1f}", f"{r['ideal_trials_per_min']:.1f}",
-                      f"{r['efficiency']:.2f}", f"{r['cold_efficiency']:.2f}", str(r["distinct_nodes_used"]),
-                      f"{r['searcher_share']:.1%}", f"{r['callback_share']:.1%}",
-                      f"{r['object_store_fetch_s_mean']:.3f}")
+        table.add_row(
+            str(r["nodes"]),
+            str(r["trials"]),
+            f"{r['wall_s']:.1f}",
+            f"{r['trials_per_min']:.1f}",
+            f"{r['steady_trials_per_min']:.1f}",
+            f"{r['ideal_trials_per_min']:.1f}",
+            f"{r['efficiency']:.2f}",
+            f"{r['cold_efficiency']:.2f}",
+            str(r["distinct_nodes_used"]),
+            f"{r['searcher_share']:.1%}",
+            f"{r['callback_share']:.1%}",
+            f"{r['object_store_fetch_s_mean']:.3f}",
+        )
     Console(width=160).print(table)
     print(f"efficiency_4_nodes = {result['efficiency_4_nodes']}")
     if args.json:

@@ -48,11 +48,30 @@ def strict_overhead(wall_s: float | None, epoch_s: list[float]) -> float | None:
 def run_ours(args: argparse.Namespace, out: Path) -> dict:
     import pyarrow.parquet as pq
 
-    cmd = [sys.executable, str(REPO / "tuning" / "run.py"), "--data", args.data,
-           "--trials", str(args.trials), "--epochs", str(args.epochs),
-           "--image-size", str(args.image_size), "--channels", str(args.channels),
-           "--space", args.space, "--retrain-seeds", "0", "--output", str(out), "--name", "ours",
-           "--seed", str(args.seed)]
+    cmd = [
+        sys.executable,
+        str(REPO / "tuning" / "run.py"),
+        "--data",
+        args.data,
+        "--trials",
+        str(args.trials),
+        "--epochs",
+        str(args.epochs),
+        "--image-size",
+        str(args.image_size),
+        "--channels",
+        str(args.channels),
+        "--space",
+        args.space,
+        "--retrain-seeds",
+        "0",
+        "--output",
+        str(out),
+        "--name",
+        "ours",
+        "--seed",
+        str(args.seed),
+    ]
     started = time.monotonic()
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     total = time.monotonic() - started
@@ -73,18 +92,41 @@ def run_ours(args: argparse.Namespace, out: Path) -> dict:
 
 def run_naive(args: argparse.Namespace, out: Path) -> dict:
     result = out / "naive.json"
-    cmd = [sys.executable, str(REPO / "benchmarks" / "_naive_study.py"), "--data", args.data,
-           "--trials", str(args.trials), "--epochs", str(args.epochs),
-           "--image-size", str(args.image_size), "--channels", str(args.channels),
-           "--space", args.space, "--seed", str(args.seed), "--storage", str(out / "naive"),
-           "--json", str(result)]
+    cmd = [
+        sys.executable,
+        str(REPO / "benchmarks" / "_naive_study.py"),
+        "--data",
+        args.data,
+        "--trials",
+        str(args.trials),
+        "--epochs",
+        str(args.epochs),
+        "--image-size",
+        str(args.image_size),
+        "--channels",
+        str(args.channels),
+        "--space",
+        args.space,
+        "--seed",
+        str(args.seed),
+        "--storage",
+        str(out / "naive"),
+        "--json",
+        str(result),
+    ]
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return json.loads(result.read_text())
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", default=None, help="data folder (default: ../shared/data/covid-cxr, else the demo)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--data",
+        default=None,
+        help="data folder (default: ../shared/data/covid-cxr, else the demo)",
+    )
     parser.add_argument("--trials", type=int, default=6)
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--image-size", type=int, default=128)
@@ -105,7 +147,10 @@ def main() -> None:
         naive = run_naive(args, out)
 
     result = {
-        "setup": {k: getattr(args, k) for k in ("data", "trials", "epochs", "image_size", "channels", "space")},
+        "setup": {
+            k: getattr(args, k)
+            for k in ("data", "trials", "epochs", "image_size", "channels", "space")
+        },
         "cpus": os.cpu_count(),
         "ours": ours,
         "naive": naive,
@@ -113,13 +158,19 @@ def main() -> None:
         "overhead_s_per_trial": ours["overhead_s_per_trial"],
         "naive_overhead_s_per_trial": naive["overhead_s_per_trial"],
     }
-    table = Table(title=f"study throughput: {args.trials} trials × {args.epochs} epochs, {args.image_size}px, {os.cpu_count()} CPUs")
+    table = Table(
+        title=f"study throughput: {args.trials} trials × {args.epochs} epochs, {args.image_size}px, {os.cpu_count()} CPUs"
+    )
     table.add_column("")
     table.add_column("tuning/run.py", justify="right")
     table.add_column("naive Ray Tune + Keras", justify="right")
     table.add_column("ratio", justify="right")
-    for key, label in (("wall_s", "search wall (s)"), ("trials_per_min", "trials / min"),
-                       ("trial_wall_s", "mean trial wall (s)"), ("overhead_s_per_trial", "overhead / trial (s)")):
+    for key, label in (
+        ("wall_s", "search wall (s)"),
+        ("trials_per_min", "trials / min"),
+        ("trial_wall_s", "mean trial wall (s)"),
+        ("overhead_s_per_trial", "overhead / trial (s)"),
+    ):
         a, b = ours[key], naive[key]
         table.add_row(label, f"{a:.2f}", f"{b:.2f}", f"{a / b:.2f}×" if b else "–")
     Console().print(table)

@@ -91,9 +91,9 @@ class SearchSpace:
         for name, value in merged.items():
             spec = KNOWN_PARAMS[name]
             typed = _coerce(name, value, spec.kind)
-            {"model": model_kw, "augment": augment_kw, "train": train_kw}.get(
-                spec.target, {}
-            )[name] = typed
+            {"model": model_kw, "augment": augment_kw, "train": train_kw}.get(spec.target, {})[
+                name
+            ] = typed
         widths = derive_widths(merged, base.model.widths)
         if widths != base.model.widths:
             model_kw["widths"] = widths
@@ -129,7 +129,9 @@ def parse_space(data: Any, name: str, source: str = "") -> SearchSpace:
     """
     where = source or name
     if not isinstance(data, Mapping):
-        raise ConfigError(f"{where}: a search space must be a mapping, but got {type(data).__name__}")
+        raise ConfigError(
+            f"{where}: a search space must be a mapping, but got {type(data).__name__}"
+        )
     extra = sorted(set(data) - {"params", "fixed", "description"})
     if extra:
         raise ConfigError(
@@ -167,27 +169,45 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
         raise ConfigError(f"{where}: parameter `{name}` must be a mapping, but got {spec!r}")
     ptype = spec.get("type")
     if ptype not in _TYPES:
-        raise ConfigError(f"{where}: parameter `{name}`: `type` must be one of {list(_TYPES)}, but got {ptype!r}")
+        raise ConfigError(
+            f"{where}: parameter `{name}`: `type` must be one of {list(_TYPES)}, but got {ptype!r}"
+        )
     kind = KNOWN_PARAMS[name].kind
     if ptype == "categorical":
         choices = spec.get("choices")
         if not isinstance(choices, list | tuple) or len(choices) == 0:
-            raise ConfigError(f"{where}: parameter `{name}`: `choices` must be a non-empty list, but got {choices!r}")
+            raise ConfigError(
+                f"{where}: parameter `{name}`: `choices` must be a non-empty list, but got {choices!r}"
+            )
         for choice in choices:
             _coerce(name, choice, kind)
         return Param(name, "categorical", choices=tuple(choices))
     if kind not in (int, float):
-        raise ConfigError(f"{where}: parameter `{name}` is {kind.__name__}: use type categorical, not {ptype}")
+        raise ConfigError(
+            f"{where}: parameter `{name}` is {kind.__name__}: use type categorical, not {ptype}"
+        )
     low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
     for label, value in (("low", low), ("high", high)):
-        if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
-            raise ConfigError(f"{where}: parameter `{name}`: `{label}` must be a finite number, but got {value!r}")
+        if (
+            not isinstance(value, int | float)
+            or isinstance(value, bool)
+            or not math.isfinite(value)
+        ):
+            raise ConfigError(
+                f"{where}: parameter `{name}`: `{label}` must be a finite number, but got {value!r}"
+            )
     if ptype == "int" and (int(low) != low or int(high) != high):
-        raise ConfigError(f"{where}: parameter `{name}`: int bounds must be integers, but got (low={low}, high={high})")
+        raise ConfigError(
+            f"{where}: parameter `{name}`: int bounds must be integers, but got (low={low}, high={high})"
+        )
     if low > high:
-        raise ConfigError(f"{where}: parameter `{name}`: `low <= high` must hold, but got (low={low}, high={high})")
+        raise ConfigError(
+            f"{where}: parameter `{name}`: `low <= high` must hold, but got (low={low}, high={high})"
+        )
     if log and low <= 0:
-        raise ConfigError(f"{where}: parameter `{name}`: a log scale needs `low > 0`, but got low={low}")
+        raise ConfigError(
+            f"{where}: parameter `{name}`: a log scale needs `low > 0`, but got low={low}"
+        )
     return Param(name, ptype, low=float(low), high=float(high), log=log)
 
 

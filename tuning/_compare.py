@@ -7,9 +7,16 @@ from typing import Any
 import numpy as np
 
 
-def compare(best: dict[str, Any], baseline: dict[str, Any], y_test: np.ndarray,
-            best_probs: np.ndarray, baseline_probs: np.ndarray, positive_index: int,
-            n_boot: int, seed: int) -> dict[str, Any]:
+def compare(
+    best: dict[str, Any],
+    baseline: dict[str, Any],
+    y_test: np.ndarray,
+    best_probs: np.ndarray,
+    baseline_probs: np.ndarray,
+    positive_index: int,
+    n_boot: int,
+    seed: int,
+) -> dict[str, Any]:
     """Tuned minus baseline test AUC: over seeds (mean ± std) and, for the two exported
     models, as a paired bootstrap interval over test images.
 
@@ -28,18 +35,24 @@ def compare(best: dict[str, Any], baseline: dict[str, Any], y_test: np.ndarray,
         verdict = "undecided: the test split cannot give an AUC (one class only?)"
         beat = None
     elif lo is not None and lo > 0:
-        verdict = (f"tuning beat the recipe: test AUC {mean_best:.3f} vs {mean_base:.3f} "
-                   f"(+{delta_mean:.3f} over seeds; paired 95% CI of the exported models' "
-                   f"difference [{lo:+.3f}, {hi:+.3f}] excludes 0)")
+        verdict = (
+            f"tuning beat the recipe: test AUC {mean_best:.3f} vs {mean_base:.3f} "
+            f"(+{delta_mean:.3f} over seeds; paired 95% CI of the exported models' "
+            f"difference [{lo:+.3f}, {hi:+.3f}] excludes 0)"
+        )
         beat = True
     elif hi is not None and hi < 0:
-        verdict = (f"tuning did NOT beat the recipe: test AUC {mean_best:.3f} vs {mean_base:.3f} "
-                   f"({delta_mean:+.3f}; paired 95% CI [{lo:+.3f}, {hi:+.3f}] is below 0)")
+        verdict = (
+            f"tuning did NOT beat the recipe: test AUC {mean_best:.3f} vs {mean_base:.3f} "
+            f"({delta_mean:+.3f}; paired 95% CI [{lo:+.3f}, {hi:+.3f}] is below 0)"
+        )
         beat = False
     else:
         interval = f"[{lo:+.3f}, {hi:+.3f}]" if lo is not None else "undefined"
-        verdict = (f"no clear winner: test AUC {mean_best:.3f} (tuned) vs {mean_base:.3f} (recipe), "
-                   f"difference {delta_mean:+.3f}, within the paired 95% CI {interval}")
+        verdict = (
+            f"no clear winner: test AUC {mean_best:.3f} (tuned) vs {mean_base:.3f} (recipe), "
+            f"difference {delta_mean:+.3f}, within the paired 95% CI {interval}"
+        )
         beat = None
     return {
         "metric": "test AUC",

@@ -25,7 +25,11 @@ def best_trial(board: Leaderboard) -> dict[str, Any] | None:
     trial ASHA stopped is not what retraining for the full budget would give. If none
     completed, the best of the rest.
     """
-    rows = [r for r in board.rows.values() if r["status"] == "TERMINATED" and r[board.metric] is not None]
+    rows = [
+        r
+        for r in board.rows.values()
+        if r["status"] == "TERMINATED" and r[board.metric] is not None
+    ]
     completed = [r for r in rows if r["stop_reason"] == "completed"] or rows
     if not completed:
         return None
@@ -33,8 +37,15 @@ def best_trial(board: Leaderboard) -> dict[str, Any] | None:
     return max(completed, key=lambda r: sign * r[board.metric])
 
 
-def retrain_and_compare(spec: StudySpec, space: SearchSpace, data: Any, base: Any,
-                        board: Leaderboard, run_dir: Path, console: Console) -> str | None:
+def retrain_and_compare(
+    spec: StudySpec,
+    space: SearchSpace,
+    data: Any,
+    base: Any,
+    board: Leaderboard,
+    run_dir: Path,
+    console: Console,
+) -> str | None:
     import ray
 
     from tuning.study import _gpus_per_trial
@@ -55,21 +66,43 @@ def retrain_and_compare(spec: StudySpec, space: SearchSpace, data: Any, base: An
     )
     data_ref = ray.put(data)
     jobs = {
-        role: [remote.remote(dataclasses.replace(cfg, seed=s), data_ref, spec.n_boot) for s in seeds]
+        role: [
+            remote.remote(dataclasses.replace(cfg, seed=s), data_ref, spec.n_boot) for s in seeds
+        ]
         for role, cfg in (("best", best_config), ("baseline", base))
     }
     runs = {role: ray.get(refs) for role, refs in jobs.items()}
-    common = {"budget_epochs": spec.epochs, "image_size": spec.image_size, "channels": spec.channels}
-    best = write_role(run_dir / "best", "best", best_config, runs["best"], spec.metric,
-                      {**common, "trial_id": winner["trial_id"], "params": params})
-    baseline = write_role(run_dir / "baseline", "baseline", base, runs["baseline"], spec.metric,
-                          {**common, "preset": "seed"})
+    common = {
+        "budget_epochs": spec.epochs,
+        "image_size": spec.image_size,
+        "channels": spec.channels,
+    }
+    best = write_role(
+        run_dir / "best",
+        "best",
+        best_config,
+        runs["best"],
+        spec.metric,
+        {**common, "trial_id": winner["trial_id"], "params": params},
+    )
+    baseline = write_role(
+        run_dir / "baseline",
+        "baseline",
+        base,
+        runs["baseline"],
+        spec.metric,
+        {**common, "preset": "seed"},
+    )
     test = data.splits["test"]
     comparison = compare(
-        best, baseline, test.labels,
+        best,
+        baseline,
+        test.labels,
         np.load(run_dir / "best" / "test_probs.npy"),
         np.load(run_dir / "baseline" / "test_probs.npy"),
-        data.positive_index, n_boot=spec.n_boot, seed=spec.seed,
+        data.positive_index,
+        n_boot=spec.n_boot,
+        seed=spec.seed,
     )
     (run_dir / "comparison.json").write_text(json.dumps(comparison, indent=2))
     _print_comparison(console, best, baseline, comparison)
@@ -87,9 +120,12 @@ def _ci(summary: dict[str, Any], name: str) -> str:
     return f"[{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "–"
 
 
-def _print_comparison(console: Console, best: dict[str, Any], baseline: dict[str, Any],
-                      comparison: dict[str, Any]) -> None:
-    table = Table(title="test split: tuned vs recipe (mean ± std over seeds; 95% CI of the exported model)")
+def _print_comparison(
+    console: Console, best: dict[str, Any], baseline: dict[str, Any], comparison: dict[str, Any]
+) -> None:
+    table = Table(
+        title="test split: tuned vs recipe (mean ± std over seeds; 95% CI of the exported model)"
+    )
     table.add_column("metric")
     table.add_column("tuned", justify="right")
     table.add_column("recipe", justify="right")

@@ -100,7 +100,10 @@ class Leaderboard:
         if trial_id not in self.rows:
             self.rows[trial_id] = {f.name: None for f in self.schema}
             self.rows[trial_id].update(
-                trial_id=trial_id, status="PENDING", max_epochs=self.max_epochs, retries=0,
+                trial_id=trial_id,
+                status="PENDING",
+                max_epochs=self.max_epochs,
+                retries=0,
                 **{f"curve_{c}": [] for c in CURVES},
             )
         return self.rows[trial_id]
@@ -187,15 +190,24 @@ def read_error(trial: Any) -> str:
     except (OSError, TypeError):
         return "trial failed (no error file)"
     lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    exception_lines = [ln for ln in lines if ln.split(":")[0].endswith(("Error", "Exception", "Diverged", "Failed"))]
+    exception_lines = [
+        ln
+        for ln in lines
+        if ln.split(":")[0].endswith(("Error", "Exception", "Diverged", "Failed"))
+    ]
     return (exception_lines or lines or ["trial failed"])[-1][:2000]
 
 
 class LeaderboardCallback(Callback):
     """Keeps a Leaderboard in step with Ray Tune's trial events."""
 
-    def __init__(self, board: Leaderboard, gpus: float, cpus: float,
-                 on_save: Callable[[], None] | None = None):
+    def __init__(
+        self,
+        board: Leaderboard,
+        gpus: float,
+        cpus: float,
+        on_save: Callable[[], None] | None = None,
+    ):
         self.board = board
         self.gpus = gpus
         self.cpus = cpus
@@ -215,7 +227,9 @@ class LeaderboardCallback(Callback):
         self.board.start(trial.trial_id, trial.config, self.gpus, self.cpus)
         self._save()
 
-    def on_trial_result(self, iteration: int, trials: list, trial: Any, result: dict, **info: Any) -> None:
+    def on_trial_result(
+        self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
+    ) -> None:
         self.board.result(trial.trial_id, result)
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:

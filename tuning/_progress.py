@@ -54,7 +54,11 @@ class ProgressCallback(Callback):
             value = row.get("best_metric")
             if value is None:
                 continue
-            if best is None or (value > best["best_metric"] if self.board.mode == "max" else value < best["best_metric"]):
+            if best is None or (
+                value > best["best_metric"]
+                if self.board.mode == "max"
+                else value < best["best_metric"]
+            ):
                 best = row
         table = Table(show_header=False, box=None, pad_edge=False)
         table.add_row(
@@ -80,7 +84,9 @@ class ProgressCallback(Callback):
             return
         self._last = now
         if self._live is None:
-            self._live = Live(self.render(), console=self.console, auto_refresh=False, transient=False)
+            self._live = Live(
+                self.render(), console=self.console, auto_refresh=False, transient=False
+            )
             self._live.start()
         self._live.update(self.render(), refresh=True)
 

@@ -79,8 +79,14 @@ def pick_exported(runs: list[dict[str, Any]], metric: str) -> dict[str, Any]:
     return min(runs, key=score) if lower_is_better else max(runs, key=score)
 
 
-def write_role(out_dir: Path, role: str, train_config: Any, runs: list[dict[str, Any]],
-               metric: str, extra: dict[str, Any]) -> dict[str, Any]:
+def write_role(
+    out_dir: Path,
+    role: str,
+    train_config: Any,
+    runs: list[dict[str, Any]],
+    metric: str,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
     """Writes OUT/{model.keras, config.yaml, metrics.json} for `best` or `baseline`."""
     import yaml
 

@@ -22,8 +22,15 @@ def optuna_storage_url(run_dir: Path) -> str:
     return f"sqlite:///{run_dir / 'optuna.db'}"
 
 
-def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any,
-               location: RunLocation, resume: bool, console: Console) -> Leaderboard:
+def run_search(
+    spec: StudySpec,
+    space: SearchSpace,
+    data: Any,
+    base: Any,
+    location: RunLocation,
+    resume: bool,
+    console: Console,
+) -> Leaderboard:
     """Runs (or resumes) the trials; returns the leaderboard, also saved as Parquet."""
     import optuna
     import ray
@@ -39,16 +46,21 @@ def run_search(spec: StudySpec, space: SearchSpace, data: Any, base: Any,
     board = Leaderboard(run_dir / "leaderboard.parquet", space, spec.metric, spec.mode, spec.epochs)
     progress = ProgressCallback(board, spec.trials, console)
     callbacks = [
-        LeaderboardCallback(board, gpus, spec.cpus_per_trial,
-                            on_save=lambda: location.push("leaderboard.parquet", "optuna.db")),
+        LeaderboardCallback(
+            board,
+            gpus,
+            spec.cpus_per_trial,
+            on_save=lambda: location.push("leaderboard.parquet", "optuna.db"),
+        ),
         progress,
     ]
 
     # The data set goes into the object store once; trials get a zero-copy view of it.
     data_ref = ray.put(data)
     trainable = tune.with_resources(
-        tune.with_parameters(run_trial, data=data_ref, base=base, space=space,
-                             time_limit_s=spec.trial_timeout_s),
+        tune.with_parameters(
+            run_trial, data=data_ref, base=base, space=space, time_limit_s=spec.trial_timeout_s
+        ),
         {"cpu": spec.cpus_per_trial, "gpu": gpus},
     )
     tune_path = f"{location.tune_storage}/{TUNE_DIR}"

@@ -13,8 +13,13 @@ from covidxr_core.errors import ConfigError
 DEFAULT_METRIC = "val_auc"
 ENGINES = ("ray", "keras-tuner")
 KT_TUNERS = ("hyperband", "bayesian", "random")
-_METRICS = {"val_auc": "max", "val_accuracy": "max", "val_loss": "min",
-            "val_sensitivity": "max", "val_specificity": "max"}
+_METRICS = {
+    "val_auc": "max",
+    "val_accuracy": "max",
+    "val_loss": "min",
+    "val_sensitivity": "max",
+    "val_specificity": "max",
+}
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,7 @@ class StudySpec:
             raise ConfigError(f"--channels must be 1 or 3, but got {self.channels}")
         if self.cpus_per_trial <= 0:
             raise ConfigError(f"--cpus-per-trial must be > 0, but got {self.cpus_per_trial}")
-        if self.gpus_per_trial is not None and not 0 <= self.gpus_per_trial:
+        if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
             raise ConfigError(f"--gpus-per-trial must be >= 0, but got {self.gpus_per_trial}")
         if self.max_concurrent is not None and self.max_concurrent < 1:
             raise ConfigError(f"--max-concurrent must be >= 1, but got {self.max_concurrent}")
@@ -71,7 +76,9 @@ class StudySpec:
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"--precision must be fp32 or bf16, but got {self.precision!r}")
         if self.metric not in _METRICS:
-            raise ConfigError(f"--metric must be one of {sorted(_METRICS)}, but got {self.metric!r}")
+            raise ConfigError(
+                f"--metric must be one of {sorted(_METRICS)}, but got {self.metric!r}"
+            )
 
     @property
     def mode(self) -> str:

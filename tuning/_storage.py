@@ -51,7 +51,12 @@ class RunLocation:
                 continue
             dest = f"{root}/{name}"
             if src.is_dir():
-                pafs.copy_files(str(src), dest, source_filesystem=pafs.LocalFileSystem(), destination_filesystem=fs)
+                pafs.copy_files(
+                    str(src),
+                    dest,
+                    source_filesystem=pafs.LocalFileSystem(),
+                    destination_filesystem=fs,
+                )
             else:
                 with src.open("rb") as fin, fs.open_output_stream(dest) as fout:
                     fout.write(fin.read())
@@ -80,7 +85,9 @@ class RunLocation:
 def locate(output: str, name: str, staging_root: Path | None = None) -> RunLocation:
     """The RunLocation of run `name` under `output` (a local path or a URI)."""
     if is_uri(output):
-        root = staging_root or Path(os.environ.get("COVIDXR_STAGING", Path.home() / ".cache" / "covidxr" / "runs"))
+        root = staging_root or Path(
+            os.environ.get("COVIDXR_STAGING", Path.home() / ".cache" / "covidxr" / "runs")
+        )
         return RunLocation(local=root / name, uri=f"{output.rstrip('/')}/{name}")
     local = output.removeprefix("file://")
     return RunLocation(local=Path(local).expanduser().resolve() / name)

@@ -39,8 +39,9 @@ def _watchdog(limit_s: float, marker: Path, done: threading.Event) -> None:
         os._exit(3)
 
 
-def run_trial(config: dict[str, Any], *, data: Any, base: Any, space: Any,
-              time_limit_s: float | None = None) -> None:
+def run_trial(
+    config: dict[str, Any], *, data: Any, base: Any, space: Any, time_limit_s: float | None = None
+) -> None:
     """Ray Tune function trainable: train one configuration, report every epoch.
 
     Args:

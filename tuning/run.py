@@ -22,10 +22,10 @@ if __package__ in (None, ""):
     # Run as a script (`python tuning/run.py`): make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from rich.console import Console  # noqa: E402
+from rich.console import Console
 
-from covidxr_core.errors import CovidxrError  # noqa: E402
-from tuning._spec import StudySpec  # noqa: E402
+from covidxr_core.errors import CovidxrError
+from tuning._spec import StudySpec
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,55 +37,123 @@ def build_parser() -> argparse.ArgumentParser:
     d = StudySpec()
     add = parser.add_argument
     add("--trials", type=int, default=d.trials, help="configurations to try")
-    add("--data", default=None, help="data folder DIR/{train,validation,test}/<class>/ (default: synthetic demo)")
+    add(
+        "--data",
+        default=None,
+        help="data folder DIR/{train,validation,test}/<class>/ (default: synthetic demo)",
+    )
     add("--space", default=d.space, help="search space: a built-in name or a YAML file")
     add("--epochs", type=int, default=d.epochs, help="epoch budget per trial")
     add("--image-size", type=int, default=d.image_size, help="image side in pixels")
     add("--channels", type=int, choices=(1, 3), default=d.channels, help="1 greyscale, 3 RGB")
     add("--cpus-per-trial", type=float, default=d.cpus_per_trial)
-    add("--gpus-per-trial", type=float, default=None,
-        help="GPU fraction per trial (0.25 packs 4 trials per GPU); default 0.25 if GPUs exist, else 0")
-    add("--max-concurrent", type=int, default=None, help="trials running at once (default: as resources allow)")
+    add(
+        "--gpus-per-trial",
+        type=float,
+        default=None,
+        help="GPU fraction per trial (0.25 packs 4 trials per GPU); default 0.25 if GPUs exist, else 0",
+    )
+    add(
+        "--max-concurrent",
+        type=int,
+        default=None,
+        help="trials running at once (default: as resources allow)",
+    )
     add("--address", default=None, help="join an existing Ray cluster, e.g. auto")
     add("--output", default=d.output, help="parent folder of run folders")
     add("--name", default=None, help="run folder name (default: a timestamp)")
     add("--seed", type=int, default=d.seed)
-    add("--retrain-seeds", type=int, default=d.retrain_seeds, help="seeds for retraining the best and the baseline")
+    add(
+        "--retrain-seeds",
+        type=int,
+        default=d.retrain_seeds,
+        help="seeds for retraining the best and the baseline",
+    )
     add("--metric", default=d.metric, help="validation metric to optimise")
-    add("--time-budget-s", type=float, default=None,
-        help="stop starting (and stop running) trials after this many seconds of search")
-    add("--max-failures", type=int, default=d.max_failures, help="retries of a trial whose worker died")
-    add("--trial-timeout", type=float, default=None,
-        help="seconds a trial may run before it is ended and recorded as failed")
-    add("--cache-dir", default=None, help="decoded-image cache (default $COVIDXR_CACHE or ~/.cache/covidxr)")
-    add("--engine", choices=("ray", "keras-tuner"), default=d.engine,
-        help="search engine: Ray Tune + Optuna + ASHA, or KerasTuner on this machine")
-    add("--tuner", choices=("hyperband", "bayesian", "random"), default=d.tuner,
-        help="KerasTuner algorithm (with --engine keras-tuner)")
+    add(
+        "--time-budget-s",
+        type=float,
+        default=None,
+        help="stop starting (and stop running) trials after this many seconds of search",
+    )
+    add(
+        "--max-failures",
+        type=int,
+        default=d.max_failures,
+        help="retries of a trial whose worker died",
+    )
+    add(
+        "--trial-timeout",
+        type=float,
+        default=None,
+        help="seconds a trial may run before it is ended and recorded as failed",
+    )
+    add(
+        "--cache-dir",
+        default=None,
+        help="decoded-image cache (default $COVIDXR_CACHE or ~/.cache/covidxr)",
+    )
+    add(
+        "--engine",
+        choices=("ray", "keras-tuner"),
+        default=d.engine,
+        help="search engine: Ray Tune + Optuna + ASHA, or KerasTuner on this machine",
+    )
+    add(
+        "--tuner",
+        choices=("hyperband", "bayesian", "random"),
+        default=d.tuner,
+        help="KerasTuner algorithm (with --engine keras-tuner)",
+    )
     add("--precision", choices=("fp32", "bf16"), default=d.precision, help="training precision")
     add("--resume", action="store_true", help="continue the run named by --name")
-    add("--smoke-test", action="store_true", help="tiny everything: checks the whole pipeline in well under a minute")
+    add(
+        "--smoke-test",
+        action="store_true",
+        help="tiny everything: checks the whole pipeline in well under a minute",
+    )
     add("-v", "--verbose", action="store_true", help="show Ray's and the trials' own logs")
     return parser
 
 
 def spec_from_args(args: argparse.Namespace) -> StudySpec:
     spec = StudySpec(
-        trials=args.trials, data=args.data, space=args.space, epochs=args.epochs,
-        image_size=args.image_size, channels=args.channels, cpus_per_trial=args.cpus_per_trial,
-        gpus_per_trial=args.gpus_per_trial, max_concurrent=args.max_concurrent,
-        address=args.address, output=args.output, name=args.name, seed=args.seed,
-        retrain_seeds=args.retrain_seeds, metric=args.metric, max_failures=args.max_failures,
-        cache_dir=args.cache_dir, verbose=args.verbose, engine=args.engine, tuner=args.tuner,
-        precision=args.precision, time_budget_s=args.time_budget_s,
+        trials=args.trials,
+        data=args.data,
+        space=args.space,
+        epochs=args.epochs,
+        image_size=args.image_size,
+        channels=args.channels,
+        cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial,
+        max_concurrent=args.max_concurrent,
+        address=args.address,
+        output=args.output,
+        name=args.name,
+        seed=args.seed,
+        retrain_seeds=args.retrain_seeds,
+        metric=args.metric,
+        max_failures=args.max_failures,
+        cache_dir=args.cache_dir,
+        verbose=args.verbose,
+        engine=args.engine,
+        tuner=args.tuner,
+        precision=args.precision,
+        time_budget_s=args.time_budget_s,
         trial_timeout_s=args.trial_timeout,
     )
     if args.smoke_test:
         import dataclasses
 
         spec = dataclasses.replace(
-            spec, trials=min(spec.trials, 3), epochs=1, image_size=64, space="small",
-            retrain_seeds=1, n_boot=100, grace_epochs=1,
+            spec,
+            trials=min(spec.trials, 3),
+            epochs=1,
+            image_size=64,
+            space="small",
+            retrain_seeds=1,
+            n_boot=100,
+            grace_epochs=1,
         )
     return spec
 
@@ -132,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         console.print("[yellow]interrupted: continue with --resume --name NAME[/]")
         return 130
-    console.print(f"[bold]results[/] {outcome.run_dir} ({outcome.trials} trials, {outcome.wall_s:.0f}s)")
+    console.print(
+        f"[bold]results[/] {outcome.run_dir} ({outcome.trials} trials, {outcome.wall_s:.0f}s)"
+    )
     return 0
 
 

@@ -98,7 +98,11 @@ def _init_ray(spec: StudySpec) -> None:
         logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
         # "Trials did not complete: [...]": the progress display and leaderboard say which.
         logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
-    env = {k: os.environ[k] for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COVIDXR_CACHE") if k in os.environ}
+    env = {
+        k: os.environ[k]
+        for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COVIDXR_CACHE")
+        if k in os.environ
+    }
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # A worker is reused for the next trial only if the stopped trial's thread ends within
     # this many seconds (Ray's default: 2). Unwinding Keras after ASHA's stop can take
@@ -150,7 +154,9 @@ def _gpus_per_trial(spec: StudySpec) -> float:
     return 0.25 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
 
 
-def run_study(spec: StudySpec, resume: bool = False, console: Console | None = None) -> StudyOutcome:
+def run_study(
+    spec: StudySpec, resume: bool = False, console: Console | None = None
+) -> StudyOutcome:
     """Runs (or resumes) a study and returns where its results are."""
     console = console or Console()
     started = time.monotonic()
@@ -162,7 +168,10 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
         saved = StudySpec.from_json(run_dir / "study.json")
         # The saved study defines the search; only how it runs may change on resume.
         spec = dataclasses.replace(
-            saved, address=spec.address, verbose=spec.verbose, output=spec.output,
+            saved,
+            address=spec.address,
+            verbose=spec.verbose,
+            output=spec.output,
             max_concurrent=spec.max_concurrent or saved.max_concurrent,
         )
     # Everything that can be checked without Ray is checked before the folder is made.
@@ -203,12 +212,16 @@ def run_study(spec: StudySpec, resume: bool = False, console: Console | None = N
 
             write_report(run_dir)
         except Exception as exc:  # the study's results stand even if the report fails
-            console.print(f"[yellow]warning: report.html not written: {exc}[/] "
-                          f"(retry with: python tuning/report.py {run_dir})")
+            console.print(
+                f"[yellow]warning: report.html not written: {exc}[/] "
+                f"(retry with: python tuning/report.py {run_dir})"
+            )
         location.push()
         if location.uri:
             console.print(f"[bold]uploaded[/] {location.uri}")
-        return StudyOutcome(run_dir, run_dir / "leaderboard.parquet", len(board.rows), outcome_verdict, wall)
+        return StudyOutcome(
+            run_dir, run_dir / "leaderboard.parquet", len(board.rows), outcome_verdict, wall
+        )
 
 
 def _load_data(spec: StudySpec, console: Console) -> Any:
@@ -251,8 +264,9 @@ def _base_config(spec: StudySpec, data: Any) -> Any:
     )
 
 
-def _write_summary(run_dir: Path, spec: StudySpec, data: Any, board: Any, wall: float,
-                   verdict: str | None) -> None:
+def _write_summary(
+    run_dir: Path, spec: StudySpec, data: Any, board: Any, wall: float, verdict: str | None
+) -> None:
     import ray
 
     rows = list(board.rows.values())

@@ -12,6 +12,8 @@ def test_no_core_module_imports_ray() -> None:
         "covidxr_core.metrics, covidxr_core.augment, covidxr_core.predict, covidxr_core.gradcam; "
         "print('ray' in sys.modules)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=300
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "False"

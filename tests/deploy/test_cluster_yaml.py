@@ -25,7 +25,7 @@ def test_cluster_yaml_is_valid_for_ray():
 def test_a_misspelt_key_fails_validation():
     cfg = _load()
     cfg["idle_timout_minutes"] = cfg.pop("idle_timeout_minutes")
-    with pytest.raises(Exception, match="idle_timout_minutes|Additional properties"):
+    with pytest.raises(Exception, match=r"idle_timout_minutes|Additional properties"):
         validate_config(prepare_config(copy.deepcopy(cfg)))
 
 

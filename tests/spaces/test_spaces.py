@@ -17,7 +17,9 @@ def test_builtin_spaces_are_listed_and_load():
     for name in names:
         space = get_space(name)
         assert space.params, name
-        assert all(isinstance(d, optuna.distributions.BaseDistribution) for d in space.to_optuna().values())
+        assert all(
+            isinstance(d, optuna.distributions.BaseDistribution) for d in space.to_optuna().values()
+        )
 
 
 def test_default_space_ranges_match_the_issue():
@@ -25,7 +27,9 @@ def test_default_space_ranges_match_the_issue():
     lr = space["learning_rate"]
     assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)
     assert (space["dropout"].low, space["dropout"].high) == (0.0, 0.7)
-    assert {"base_width", "width_growth", "width_cap", "l2", "batch_size", "optimizer"} <= set(space)
+    assert {"base_width", "width_growth", "width_cap", "l2", "batch_size", "optimizer"} <= set(
+        space
+    )
 
 
 def test_recipe_space_only_varies_lr_dropout_and_widths():
@@ -42,10 +46,22 @@ def test_unknown_space_name_lists_valid_ones():
 @pytest.mark.parametrize(
     ("params", "message"),
     [
-        ({"learing_rate": {"type": "float", "low": 0.1, "high": 1}}, r"unknown parameter `learing_rate`.*valid names"),
-        ({"dropout": {"type": "float", "low": 0.6, "high": 0.1}}, r"`low <= high` must hold, but got \(low=0.6, high=0.1\)"),
-        ({"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}}, r"log scale needs `low > 0`, but got low=0"),
-        ({"optimizer": {"type": "categorical", "choices": []}}, r"`choices` must be a non-empty list"),
+        (
+            {"learing_rate": {"type": "float", "low": 0.1, "high": 1}},
+            r"unknown parameter `learing_rate`.*valid names",
+        ),
+        (
+            {"dropout": {"type": "float", "low": 0.6, "high": 0.1}},
+            r"`low <= high` must hold, but got \(low=0.6, high=0.1\)",
+        ),
+        (
+            {"learning_rate": {"type": "float", "low": 0, "high": 1, "log": True}},
+            r"log scale needs `low > 0`, but got low=0",
+        ),
+        (
+            {"optimizer": {"type": "categorical", "choices": []}},
+            r"`choices` must be a non-empty list",
+        ),
         ({"dropout": {"type": "uniform", "low": 0, "high": 1}}, r"`type` must be one of"),
         ({"batch_size": {"type": "int", "low": 8.5, "high": 64}}, r"int bounds must be integers"),
         ({"horizontal_flip": {"type": "float", "low": 0, "high": 1}}, r"use type categorical"),
@@ -58,7 +74,9 @@ def test_invalid_spaces_fail_with_the_rule_and_value(params, message):
 
 def test_user_yaml_by_path(tmp_path: Path):
     path = tmp_path / "mine.yaml"
-    path.write_text("params:\n  dropout: {type: float, low: 0.1, high: 0.3}\nfixed:\n  optimizer: adam\n")
+    path.write_text(
+        "params:\n  dropout: {type: float, low: 0.1, high: 0.3}\nfixed:\n  optimizer: adam\n"
+    )
     space = get_space(str(path))
     assert space.names == ("dropout",)
     assert space.fixed == {"optimizer": "adam"}
@@ -77,8 +95,16 @@ def test_apply_maps_values_onto_a_train_config():
     base = TrainConfig(model=preset("seed", image_size=64, channels=1), epochs=3)
     space = get_space("default")
     config = space.apply(
-        {"learning_rate": 0.01, "dropout": 0.2, "base_width": 4, "width_growth": 2.0,
-         "width_cap": 32, "l2": 1e-4, "batch_size": 16, "optimizer": "adam"},
+        {
+            "learning_rate": 0.01,
+            "dropout": 0.2,
+            "base_width": 4,
+            "width_growth": 2.0,
+            "width_cap": 32,
+            "l2": 1e-4,
+            "batch_size": 16,
+            "optimizer": "adam",
+        },
         base,
     )
     assert config.model.widths == (4, 8, 16, 32, 32, 32)

@@ -13,10 +13,15 @@ REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "tuning" / "run.py"
 
 
-def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_cli(
+    *args: str, timeout: float = 600, env: dict | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(RUN), *args],
-        capture_output=True, text=True, timeout=timeout, cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=REPO,
         env={**os.environ, **(env or {})},
     )
 
@@ -24,7 +29,10 @@ def run_cli(*args: str, timeout: float = 600, env: dict | None = None) -> subpro
 def popen_cli(*args: str) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, str(RUN), *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        cwd=REPO,
         start_new_session=True,
     )
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import pytest
-from ray.cluster_utils import Cluster
-
 from _util import leaderboard_rows, run_cli
+from ray.cluster_utils import Cluster
 
 pytestmark = pytest.mark.slow
 
@@ -22,9 +21,25 @@ def cluster():
 
 def test_trials_spread_over_nodes(cluster, tmp_path):
     c, _ = cluster
-    proc = run_cli("--address", c.address, "--trials", "6", "--epochs", "1", "--image-size", "64",
-                   "--space", "small", "--retrain-seeds", "1", "--output", str(tmp_path),
-                   "--name", "multi", timeout=900)
+    proc = run_cli(
+        "--address",
+        c.address,
+        "--trials",
+        "6",
+        "--epochs",
+        "1",
+        "--image-size",
+        "64",
+        "--space",
+        "small",
+        "--retrain-seeds",
+        "1",
+        "--output",
+        str(tmp_path),
+        "--name",
+        "multi",
+        timeout=900,
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = leaderboard_rows(tmp_path / "multi")
     assert len(rows) == 6

@@ -8,16 +8,30 @@ import time
 
 import optuna
 import pytest
-
 from _util import leaderboard_rows, popen_cli, run_cli
 
 pytestmark = pytest.mark.slow
 
 
 def test_resume_after_kill_9(tmp_path):
-    args = ["--trials", "5", "--epochs", "2", "--image-size", "64", "--space", "small",
-            "--retrain-seeds", "0", "--max-concurrent", "1", "--output", str(tmp_path),
-            "--name", "killed"]
+    args = [
+        "--trials",
+        "5",
+        "--epochs",
+        "2",
+        "--image-size",
+        "64",
+        "--space",
+        "small",
+        "--retrain-seeds",
+        "0",
+        "--max-concurrent",
+        "1",
+        "--output",
+        str(tmp_path),
+        "--name",
+        "killed",
+    ]
     run_dir = tmp_path / "killed"
     proc = popen_cli(*args)
     deadline = time.monotonic() + 300

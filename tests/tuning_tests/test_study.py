@@ -8,11 +8,10 @@ import optuna
 import pyarrow.parquet as pq
 import pytest
 import ray
+from _util import run_cli
 
 from tuning._spec import StudySpec
 from tuning.study import StudyError, run_study
-
-from _util import run_cli
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -23,17 +22,35 @@ def _ray():
 
 
 def _spec(tmp_path, name, **kw):
-    defaults = dict(trials=3, epochs=2, image_size=64, space="small", retrain_seeds=1,
-                    n_boot=50, output=str(tmp_path), name=name, grace_epochs=1)
+    defaults = dict(
+        trials=3,
+        epochs=2,
+        image_size=64,
+        space="small",
+        retrain_seeds=1,
+        n_boot=50,
+        output=str(tmp_path),
+        name=name,
+        grace_epochs=1,
+    )
     return StudySpec(**{**defaults, **kw})
 
 
 def test_smoke_study_writes_every_artifact(tmp_path):
     outcome = run_study(_spec(tmp_path, "smoke"))
     run = outcome.run_dir
-    for name in ("leaderboard.parquet", "optuna.db", "study.json", "summary.json",
-                 "comparison.json", "best/model.keras", "best/metrics.json",
-                 "best/config.yaml", "baseline/metrics.json", "baseline/model.keras"):
+    for name in (
+        "leaderboard.parquet",
+        "optuna.db",
+        "study.json",
+        "summary.json",
+        "comparison.json",
+        "best/model.keras",
+        "best/metrics.json",
+        "best/config.yaml",
+        "baseline/metrics.json",
+        "baseline/model.keras",
+    ):
         assert (run / name).exists(), name
 
     table = pq.read_table(run / "leaderboard.parquet")
@@ -73,7 +90,9 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
     assert failed and ok, [(r["param_width_1"], r["stop_reason"]) for r in rows]
     assert all(r["param_width_1"] == 0 for r in failed)
     assert all("width" in r["error"] for r in failed)
-    study = optuna.load_study(study_name="failing", storage=f"sqlite:///{outcome.run_dir / 'optuna.db'}")
+    study = optuna.load_study(
+        study_name="failing", storage=f"sqlite:///{outcome.run_dir / 'optuna.db'}"
+    )
     states = {t.state for t in study.trials}
     assert optuna.trial.TrialState.FAIL in states
 
@@ -92,7 +111,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
     assert proc.returncode == 2
     assert "unknown search space 'nope'" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
-    proc = run_cli("--address", "127.0.0.1:1", "--output", str(tmp_path), "--name", "y", "--smoke-test")
+    proc = run_cli(
+        "--address", "127.0.0.1:1", "--output", str(tmp_path), "--name", "y", "--smoke-test"
+    )
     assert proc.returncode == 2
     assert "cannot connect to the Ray cluster" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
