@@ -130,7 +130,9 @@ def run_naive(
         def on_trial_complete(self, iteration, trials, trial, **info):
             wall[trial.trial_id] = time.monotonic() - wall[trial.trial_id]
 
-    ray.init(ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+    ray.init(
+        address="local", ignore_reinit_error=True, include_dashboard=False, log_to_driver=False
+    )
     started = time.monotonic()
     tuner = tune.Tuner(
         tune.with_resources(

@@ -168,7 +168,7 @@ def main() -> None:
     result["one_trial"] = images_per_second(
         data, args.image_size, args.channels, max(3, min(args.epochs, 5)), args.precision
     )
-    ray.init(include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", include_dashboard=False, log_to_driver=False)
     gpu = has_gpu() and ray.cluster_resources().get("GPU", 0) > 0
     packings = [int(p) for p in args.packing.split(",")] if gpu else [0]
     result["studies"] = []

@@ -120,7 +120,10 @@ def _init_ray(spec: StudySpec) -> None:
             ray.init(address=spec.address, **kwargs)
         else:
             # Local: the dashboard, if installed, answers on this machine only.
-            ray.init(dashboard_host="127.0.0.1", include_dashboard=False, **kwargs)
+            # address="local" always starts a private instance: a bare ray.init() would
+            # join any cluster another process started on this machine (`ray start`, a
+            # test's cluster) and die with it.
+            ray.init(address="local", dashboard_host="127.0.0.1", include_dashboard=False, **kwargs)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise StudyError(
             f"cannot connect to the Ray cluster at --address {spec.address!r}: {exc}. "
