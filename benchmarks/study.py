@@ -45,24 +45,22 @@ def strict_overhead(wall_s: float | None, epoch_s: list[float]) -> float | None:
     return wall_s - len(epoch_s) * steady[len(steady) // 2]
 
 
+def same_study(args: argparse.Namespace) -> list[str]:
+    """The flags both studies share: data, trials, epochs, image size, channels, space."""
+    return [
+        "--data", args.data, "--trials", str(args.trials), "--epochs", str(args.epochs),
+        "--image-size", str(args.image_size), "--channels", str(args.channels),
+        "--space", args.space,
+    ]  # fmt: skip
+
+
 def run_ours(args: argparse.Namespace, out: Path) -> dict:
     import pyarrow.parquet as pq
 
     cmd = [
         sys.executable,
         str(REPO / "tuning" / "run.py"),
-        "--data",
-        args.data,
-        "--trials",
-        str(args.trials),
-        "--epochs",
-        str(args.epochs),
-        "--image-size",
-        str(args.image_size),
-        "--channels",
-        str(args.channels),
-        "--space",
-        args.space,
+        *same_study(args),
         "--retrain-seeds",
         "0",
         "--output",
@@ -95,18 +93,7 @@ def run_naive(args: argparse.Namespace, out: Path) -> dict:
     cmd = [
         sys.executable,
         str(REPO / "benchmarks" / "_naive_study.py"),
-        "--data",
-        args.data,
-        "--trials",
-        str(args.trials),
-        "--epochs",
-        str(args.epochs),
-        "--image-size",
-        str(args.image_size),
-        "--channels",
-        str(args.channels),
-        "--space",
-        args.space,
+        *same_study(args),
         "--seed",
         str(args.seed),
         "--storage",
