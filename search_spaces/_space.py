@@ -186,29 +186,30 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
         raise ConfigError(
             f"{where}: parameter `{name}` is {kind.__name__}: use type categorical, not {ptype}"
         )
-    low, high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
-    for label, value in (("low", low), ("high", high)):
-        if (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-        ):
-            raise ConfigError(
-                f"{where}: parameter `{name}`: `{label}` must be a finite number, but got {value!r}"
-            )
-    if ptype == "int" and (int(low) != low or int(high) != high):
+    raw_low, raw_high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
+    low = _finite_number(where, name, "low", raw_low)
+    high = _finite_number(where, name, "high", raw_high)
+    if ptype == "int" and not (low.is_integer() and high.is_integer()):
         raise ConfigError(
-            f"{where}: parameter `{name}`: int bounds must be integers, but got (low={low}, high={high})"
+            f"{where}: parameter `{name}`: int bounds must be integers, but got (low={raw_low}, high={raw_high})"
         )
     if low > high:
         raise ConfigError(
-            f"{where}: parameter `{name}`: `low <= high` must hold, but got (low={low}, high={high})"
+            f"{where}: parameter `{name}`: `low <= high` must hold, but got (low={raw_low}, high={raw_high})"
         )
     if log and low <= 0:
         raise ConfigError(
-            f"{where}: parameter `{name}`: a log scale needs `low > 0`, but got low={low}"
+            f"{where}: parameter `{name}`: a log scale needs `low > 0`, but got low={raw_low}"
         )
-    return Param(name, ptype, low=float(low), high=float(high), log=log)
+    return Param(name, ptype, low=low, high=high, log=log)
+
+
+def _finite_number(where: str, name: str, label: str, value: Any) -> float:
+    if not isinstance(value, int | float) or isinstance(value, bool) or not math.isfinite(value):
+        raise ConfigError(
+            f"{where}: parameter `{name}`: `{label}` must be a finite number, but got {value!r}"
+        )
+    return float(value)
 
 
 def load_space_file(path: str | Path) -> SearchSpace:
