@@ -212,16 +212,33 @@ class LeaderboardCallback(Callback):
         self.gpus = gpus
         self.cpus = cpus
         self.on_save = on_save
+        self._dirty = False
 
     def _save(self) -> None:
-        self.board.save()
-        if self.on_save is not None:
-            self.on_save()
+        # Written at the end of Tune's step, after Tune has checkpointed its own state:
+        # a trial shown as finished here is one a resumed study will not run again.
+        self._dirty = True
+
+    def _flush(self) -> None:
+        if self._dirty:
+            self._dirty = False
+            self.board.save()
+            if self.on_save is not None:
+                self.on_save()
+
+    def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
+        self._flush()
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the RunConfig into the experiment folder; the live objects are
         # replaced on resume, so only a placeholder needs to survive.
-        return {"board": None, "gpus": self.gpus, "cpus": self.cpus, "on_save": None}
+        return {
+            "board": None,
+            "gpus": self.gpus,
+            "cpus": self.cpus,
+            "on_save": None,
+            "_dirty": False,
+        }
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
         self.board.start(trial.trial_id, trial.config, self.gpus, self.cpus)
@@ -265,3 +282,4 @@ class LeaderboardCallback(Callback):
                 changed = True
         if changed:
             self._save()
+        self._flush()

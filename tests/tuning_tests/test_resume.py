@@ -41,6 +41,9 @@ def test_resume_after_kill_9(tmp_path):
         done = [r for r in rows if r["finished_at"] is not None]
         if len(done) >= 2:
             finished_before = {r["trial_id"]: r["finished_at"] for r in done}
+            # The leaderboard is written after Tune checkpoints its state; Ray then copies
+            # that state from its staging folder into the run folder in the background.
+            time.sleep(1.0)
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the study ended before it could be killed:\n" + proc.stdout.read()
