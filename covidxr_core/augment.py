@@ -26,6 +26,16 @@ from covidxr_core.errors import ConfigError
 FILL_MODES = ("nearest", "constant", "reflect", "wrap")
 
 
+def check_fields(cls: type, values: Any) -> None:
+    """Raises ConfigError naming any key of `values` that is not a field of dataclass `cls`."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise ConfigError(
+            f"{cls.__name__}: unknown field(s) {unknown}; valid fields are {sorted(known)}"
+        )
+
+
 @dataclass(frozen=True)
 class AugmentConfig:
     """Ranges of the random affine augmentation; defaults are the recipe's.
@@ -99,12 +109,7 @@ class AugmentConfig:
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> AugmentConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"AugmentConfig: unknown field(s) {unknown}; valid fields are {sorted(known)}"
-            )
+        check_fields(cls, values)
         return cls(**values)
 
 

@@ -18,7 +18,7 @@ configure_backend()  # quiet logs and GPU memory growth must precede Keras' star
 
 import keras  # noqa: E402
 
-from covidxr_core.augment import AffineAugment, AugmentConfig  # noqa: E402
+from covidxr_core.augment import AffineAugment, AugmentConfig, check_fields  # noqa: E402
 from covidxr_core.errors import ConfigError  # noqa: E402
 
 
@@ -143,12 +143,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(
-                f"ModelConfig: unknown field(s) {unknown}; valid fields are {sorted(known)}"
-            )
+        check_fields(cls, values)
         return cls(**values)
 
 
