@@ -298,4 +298,33 @@ def paired_auc_difference(
     return out
 
 
-__all__ = ["CI_METRICS", "binary_crossentropy", "classification_metrics", "paired_auc_difference"]
+def roc_points(
+    labels: np.ndarray, probs: np.ndarray, positive_index: int
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """False- and true-positive rates at every threshold (ties in one step).
+
+    Returns:
+        ``(fpr, tpr)`` from (0, 0) to (1, 1), or None when the labels hold one class only.
+    """
+    labels = np.asarray(labels).reshape(-1)
+    scores = np.asarray(probs, dtype=np.float64)[:, positive_index]
+    is_pos = labels == positive_index
+    n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return None
+    order = np.argsort(-scores, kind="stable")
+    scores, is_pos = scores[order], is_pos[order]
+    # The last index of each run of equal scores: tied samples cross the threshold together.
+    ends = np.r_[np.nonzero(np.diff(scores))[0], scores.size - 1]
+    tp = np.cumsum(is_pos)[ends]
+    fp = np.cumsum(~is_pos)[ends]
+    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
+
+
+__all__ = [
+    "CI_METRICS",
+    "binary_crossentropy",
+    "classification_metrics",
+    "paired_auc_difference",
+    "roc_points",
+]

@@ -7,8 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 STOP_REASONS = ("completed", "early-stopped", "failed", "running")
 # Leaderboard columns where smaller is better; everything else numeric ranks high-first.
 _LOWER_IS_BETTER_SUFFIXES = ("loss", "_s")
@@ -178,29 +176,6 @@ def worker_spans(rows: list[dict[str, Any]]) -> tuple[list[Span], dict[str, floa
     return spans, busy, makespan
 
 
-def roc_points(
-    labels: np.ndarray, probs: np.ndarray, positive_index: int
-) -> tuple[np.ndarray, np.ndarray] | None:
-    """False- and true-positive rates at every threshold (ties in one step).
-
-    Returns:
-        ``(fpr, tpr)`` from (0, 0) to (1, 1), or None when the labels hold one class only.
-    """
-    labels = np.asarray(labels).reshape(-1)
-    scores = np.asarray(probs, dtype=np.float64)[:, positive_index]
-    is_pos = labels == positive_index
-    n_pos, n_neg = int(is_pos.sum()), int((~is_pos).sum())
-    if n_pos == 0 or n_neg == 0:
-        return None
-    order = np.argsort(-scores, kind="stable")
-    scores, is_pos = scores[order], is_pos[order]
-    # The last index of each run of equal scores: tied samples cross the threshold together.
-    ends = np.r_[np.nonzero(np.diff(scores))[0], scores.size - 1]
-    tp = np.cumsum(is_pos)[ends]
-    fp = np.cumsum(~is_pos)[ends]
-    return np.r_[0.0, fp / n_neg], np.r_[0.0, tp / n_pos]
-
-
 @dataclass(frozen=True)
 class Leakage:
     """The outcome of the duplicate check across splits."""
@@ -249,7 +224,6 @@ __all__ = [
     "finite",
     "param_importances",
     "rank_rows",
-    "roc_points",
     "stop_counts",
     "worker_spans",
 ]

@@ -10,11 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from covidxr_core.metrics import roc_points
 from tuning._report_analysis import (
     Leakage,
     best_so_far,
     finite,
-    roc_points,
     stop_counts,
     worker_spans,
 )
