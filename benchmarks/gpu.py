@@ -103,7 +103,7 @@ def study(
 ) -> dict:
     import pyarrow.parquet as pq
 
-    from tuning._spec import StudySpec
+    from tuning.spec import StudySpec
     from tuning.study import run_study
 
     spec = StudySpec(

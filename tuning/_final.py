@@ -15,7 +15,7 @@ from search_spaces import SearchSpace
 from tuning._compare import compare
 from tuning._leaderboard import Leaderboard, param_column
 from tuning._retrain import train_seed, write_role
-from tuning._spec import StudySpec
+from tuning.spec import StudySpec
 
 
 def best_trial(board: Leaderboard) -> dict[str, Any] | None:

@@ -64,7 +64,7 @@ from covidxr_core.errors import ConfigError, CovidxrError  # noqa: E402
 from search_spaces import Param, SearchSpace  # noqa: E402
 from tuning._leaderboard import Leaderboard  # noqa: E402
 from tuning._progress import ProgressCallback  # noqa: E402
-from tuning._spec import StudySpec  # noqa: E402
+from tuning.spec import StudySpec  # noqa: E402
 from tuning._storage import RunLocation  # noqa: E402
 
 try:

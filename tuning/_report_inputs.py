@@ -16,7 +16,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from covidxr_core.errors import CovidxrError
-from tuning._spec import DEFAULT_METRIC, StudySpec
+from tuning.spec import DEFAULT_METRIC, StudySpec
 
 LEADERBOARD = "leaderboard.parquet"
 ROLES = ("best", "baseline")  # the retrained winner and the recipe, as _final writes them

@@ -11,7 +11,7 @@ from rich.console import Console
 from search_spaces import SearchSpace
 from tuning._leaderboard import Leaderboard, LeaderboardCallback
 from tuning._progress import ProgressCallback
-from tuning._spec import StudySpec
+from tuning.spec import StudySpec
 from tuning._storage import RunLocation
 from tuning._trainable import run_trial
 

@@ -25,7 +25,7 @@ if __package__ in (None, ""):
 from rich.console import Console
 
 from covidxr_core.errors import CovidxrError
-from tuning._spec import StudySpec
+from tuning.spec import StudySpec
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -21,7 +21,7 @@ from typing import Any
 from rich.console import Console
 
 from covidxr_core.errors import ConfigError, CovidxrError
-from tuning._spec import StudySpec
+from tuning.spec import StudySpec
 from tuning._storage import RunLocation, check_visible_from_all_nodes, locate
 
 # Ray reads these when it is imported: checkpoint the experiment at every step (cheap at

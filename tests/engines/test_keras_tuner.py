@@ -12,7 +12,7 @@ import pytest
 import ray
 
 from tuning._report_compare import write_comparison_report
-from tuning._spec import StudySpec
+from tuning.spec import StudySpec
 from tuning.study import run_study
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import ray
 
-from tuning._spec import StudySpec
+from tuning.spec import StudySpec
 from tuning.study import run_study
 
 NAME = "rep"

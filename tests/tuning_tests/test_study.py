@@ -10,7 +10,7 @@ import pytest
 import ray
 from _util import run_cli
 
-from tuning._spec import StudySpec
+from tuning.spec import StudySpec
 from tuning.study import StudyError, run_study
 
 
