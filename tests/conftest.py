@@ -54,3 +54,74 @@ def cxr_fixture(shared_data: Path) -> Path:
     if not path.is_dir():
         pytest.skip(f"{path} is missing")
     return path
+
+
+# ----------------------------------------------------------------------------- studies
+
+
+def _tiny_spec(output: Path, name: str = "tiny", **overrides: object):
+    """The smoke-sized study: 3 trials of 2 epochs at 64 px, one retrain seed."""
+    from tuning import StudySpec
+
+    defaults: dict[str, object] = dict(
+        trials=3, epochs=2, image_size=64, space="small", retrain_seeds=1, n_boot=50,
+        output=str(output), name=name, grace_epochs=1,
+    )  # fmt: skip
+    return StudySpec(**{**defaults, **overrides})  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def tiny_spec(tmp_path: Path):
+    """A factory of smoke-sized `StudySpec`s writing under this test's tmp_path.
+
+    ``tiny_spec(name, **overrides)``; ``output`` may be overridden too.
+    """
+
+    def make(name: str = "tiny", **overrides: object):
+        overrides.setdefault("output", str(tmp_path))
+        return _tiny_spec(Path(str(overrides.pop("output"))), name, **overrides)
+
+    return make
+
+
+def _start_local_ray(num_cpus: int = 2) -> bool:
+    """Starts a private local Ray unless one is up; returns whether this call started it."""
+    import ray
+
+    if ray.is_initialized():
+        return False
+    # address="local": a private Ray even when another process ran `ray start` here
+    # (plain ray.init() would join that cluster and reject num_cpus).
+    ray.init(address="local", num_cpus=num_cpus, include_dashboard=False, log_to_driver=False)
+    return True
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """One real local Ray (2 CPUs) for every test of the module."""
+    import ray
+
+    started = _start_local_ray()
+    yield
+    if started:
+        ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The run folder of one finished tiny study on the demo data, shared by the session.
+
+    Real Ray, Optuna and Keras; a study costs most of a minute on two cores, so every
+    test that only reads a finished run reads this one.
+    """
+    import ray
+
+    from tuning import run_study
+
+    output = tmp_path_factory.mktemp("tiny-run")
+    started = _start_local_ray()
+    try:
+        return run_study(_tiny_spec(output, "rep")).run_dir
+    finally:
+        if started:
+            ray.shutdown()  # the tests themselves need no Ray: give its CPUs back
