@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from html import escape
 from typing import Any
 
 import numpy as np
 
-from tuning._report_analysis import Progress, Span, finite
-from tuning._report_svg import (
+from covidxr_core.numbers import finite
+from tuning.leaderboard import TrialRow, param_column
+from tuning.reporting.analysis import Progress, Span
+from tuning.reporting.svg import (
     MUTED,
     PALETTE,
     STOP_COLORS,
@@ -130,7 +133,7 @@ def _param_scale(param: Any, values: list[Any], px_lo: float, px_hi: float) -> S
 
 
 def param_scatter_charts(
-    rows: list[dict[str, Any]], params: Sequence[tuple[str, Any]], metric: str
+    rows: Sequence[TrialRow], params: Sequence[tuple[str, Any]], metric: str
 ) -> list[str]:
     """One small scatter per hyperparameter: its value against the trial's final metric.
 
@@ -139,10 +142,10 @@ def param_scatter_charts(
         params: ``(name, Param or None)``; the Param gives the range, scale and choices.
         metric: The column on the y axis.
     """
-    values = [v for r in rows if (v := finite(r.get(metric))) is not None]
+    values = [v for r in rows if (v := finite(r.column(metric))) is not None]
     charts = []
     for name, param in params:
-        column = f"param_{name}"
+        column = param_column(name)
         chart = Chart(
             width=380,
             height=250,
@@ -151,19 +154,19 @@ def param_scatter_charts(
             margin=(14, 14, 44, 54),
             title=f"{name} vs {metric}",
         )
-        xs = [r.get(column) for r in rows]
+        xs = [r.column(column) for r in rows]
         chart.x = _param_scale(param, xs, *chart.inner_x())
         chart.y = _value_scale(values, *chart.inner_y(), metric=metric)
         for row in rows:
-            x = row.get(column)
+            x = row.column(column)
             if x is None:
                 continue
             if isinstance(chart.x, BandScale):
                 x = str(x)
                 if x not in chart.x.categories:
                     continue
-            y = finite(row.get(metric))
-            reason = row.get("stop_reason") or "?"
+            y = finite(row.column(metric))
+            reason = row.stop_reason or "?"
             if y is None:
                 if reason == "failed":
                     chart.point(
@@ -171,10 +174,10 @@ def param_scatter_charts(
                         chart.y.lo,
                         STOP_COLORS["failed"],
                         shape="cross",
-                        tip=f"trial {row['trial_id']}: {name}={x}, failed",
+                        tip=f"trial {row.trial_id}: {name}={x}, failed",
                     )
                 continue
-            tip = f"trial {row['trial_id']}: {name}={_short(x)}, {metric} {y:.4f} ({reason})"
+            tip = f"trial {row.trial_id}: {name}={_short(x)}, {metric} {y:.4f} ({reason})"
             chart.point(x, y, STOP_COLORS.get(reason, MUTED), tip=tip)
         charts.append(chart.svg())
     return charts
@@ -185,13 +188,13 @@ def _short(value: Any) -> str:
 
 
 def learning_curves_chart(
-    rows: Sequence[dict[str, Any]], curve: str, max_epochs: int, dashed_curve: str | None = None
+    rows: Sequence[TrialRow], curve: str, max_epochs: int, dashed_curve: str | None = None
 ) -> str:
     """Per-epoch curves of the given trials; where an early stop cut a trial, a cross.
 
     Args:
         rows: The trials to draw, best first (colours follow this order).
-        curve: Leaderboard curve name without the ``curve_`` prefix, e.g. ``val_auc``.
+        curve: A `TrialRow` curve name (no ``curve_`` prefix), e.g. ``val_auc``.
         max_epochs: The epoch budget (the x axis runs to it, so early stops stand out).
         dashed_curve: A second curve per trial drawn dashed, e.g. ``train_loss``.
     """
@@ -202,19 +205,15 @@ def learning_curves_chart(
         y_label=metric_label(curve),
         title=f"learning curves: {curve}",
     )
-    series = [[finite(v) for v in (r.get(f"curve_{curve}") or [])] for r in rows]
-    dashed = (
-        [[finite(v) for v in (r.get(f"curve_{dashed_curve}") or [])] for r in rows]
-        if dashed_curve
-        else []
-    )
+    series = [[finite(v) for v in r.curve(curve)] for r in rows]
+    dashed = [[finite(v) for v in r.curve(dashed_curve)] for r in rows] if dashed_curve else []
     values = [v for s in (*series, *dashed) for v in s if v is not None]
     chart.x = LinearScale(1, max_epochs, *chart.inner_x(), integer=True, nice=False)
     chart.y = _value_scale(values, *chart.inner_y(), metric=curve)
     for i, (row, ys) in enumerate(zip(rows, series, strict=True)):
         color = PALETTE[i % len(PALETTE)]
         xs = list(range(1, len(ys) + 1))
-        label = f"trial {row['trial_id']}"
+        label = f"trial {row.trial_id}"
         chart.line(xs, ys, color, tip=label)
         if dashed_curve:
             dys = dashed[i]
@@ -230,7 +229,7 @@ def learning_curves_chart(
             ((x, y) for x, y in zip(reversed(xs), reversed(ys), strict=True) if y is not None), None
         )
         if last is not None:
-            stopped = row.get("stop_reason") == "early-stopped"
+            stopped = row.stop_reason == "early-stopped"
             chart.point(
                 last[0],
                 last[1],
@@ -242,7 +241,7 @@ def learning_curves_chart(
         chart.add_legend(label, color)
     if dashed_curve:
         chart.add_legend(f"dashed: {metric_label(dashed_curve)}", MUTED)
-    if any(r.get("stop_reason") == "early-stopped" for r in rows):
+    if any(r.stop_reason == "early-stopped" for r in rows):
         chart.add_legend("early stop", MUTED, "cross")
     return chart.svg()
 
@@ -301,7 +300,10 @@ def roc_chart(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
     return chart.svg()
 
 
-def interval_chart(rows: Sequence[tuple[str, str, float | None, list[float] | None]]) -> str:
+Interval = tuple[str, str, float | None, tuple[float, float] | None]  # metric, model, value, CI
+
+
+def interval_chart(rows: Sequence[Interval]) -> str:
     """Point estimates with 95% intervals: ``(metric, model, value, [lo, hi])`` per row."""
     labels = [f"{metric} · {model}" for metric, model, _, _ in rows]
     label_px = 16 + int(6.6 * max((len(s) for s in labels), default=10))
@@ -326,7 +328,7 @@ def interval_chart(rows: Sequence[tuple[str, str, float | None, list[float] | No
             chart.marks.append(
                 f'<line x1="{x0:.1f}" x2="{x1:.1f}" y1="{cy:.1f}" y2="{cy:.1f}" '
                 f'stroke="{color}" stroke-width="3" stroke-linecap="round">'
-                f"<title>{label}: [{ci[0]:.3f}, {ci[1]:.3f}]</title></line>"
+                f"<title>{escape(label)}: [{ci[0]:.3f}, {ci[1]:.3f}]</title></line>"
             )
         if value is not None:
             chart.point(value, label, color, size=5, tip=f"{label}: {value:.3f}")
@@ -336,6 +338,7 @@ def interval_chart(rows: Sequence[tuple[str, str, float | None, list[float] | No
 
 
 __all__ = [
+    "Interval",
     "best_so_far_chart",
     "gantt_chart",
     "importance_chart",

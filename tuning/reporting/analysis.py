@@ -1,56 +1,40 @@
-"""Numbers the report derives from the run folder: ranks, progress, importance, ROC, usage."""
+"""Numbers the report derives from the run folder: ranks, progress, importance, usage."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-STOP_REASONS = ("completed", "early-stopped", "failed", "running")
-# Leaderboard columns where smaller is better; everything else numeric ranks high-first.
-_LOWER_IS_BETTER_SUFFIXES = ("loss", "_s")
+from covidxr_core.numbers import finite
+from tuning.leaderboard import TrialRow
+from tuning.objective import direction, is_better, sort_key
 
 
-def finite(value: Any) -> float | None:
-    """``value`` as a float, or None when missing or not finite."""
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
+@dataclass(frozen=True)
+class Ranked:
+    """A leaderboard row and its 1-based rank (None: no value in the ranking column)."""
+
+    rank: int | None
+    row: TrialRow
 
 
-def direction(column: str) -> str:
-    """ "min" for losses and durations, else "max"."""
-    return "min" if column.endswith(_LOWER_IS_BETTER_SUFFIXES) else "max"
+def rank_rows(rows: Sequence[TrialRow], column: str, mode: str | None = None) -> list[Ranked]:
+    """Rows best-first by ``column`` (a Parquet column name such as ``val_auc``), ranked.
 
-
-def rank_rows(
-    rows: list[dict[str, Any]], column: str, mode: str | None = None
-) -> list[dict[str, Any]]:
-    """Rows sorted best-first by ``column``, each with a 1-based ``rank``.
-
-    Rows without a value (failed, still running) follow the ranked ones with rank None,
-    in trial-id order, so every trial appears exactly once.
+    Ties go by trial id. Rows without a value (failed, still running) follow the ranked
+    ones with rank None, in trial-id order, so every trial appears exactly once.
     """
     mode = mode or direction(column)
-    sign = -1.0 if mode == "max" else 1.0
-    scored = [r for r in rows if finite(r.get(column)) is not None]
-    unscored = [r for r in rows if finite(r.get(column)) is None]
-    scored.sort(key=lambda r: (sign * float(r[column]), str(r.get("trial_id"))))
-    unscored.sort(key=lambda r: str(r.get("trial_id")))
-    ranked = [{**r, "rank": i} for i, r in enumerate(scored, start=1)]
-    return ranked + [{**r, "rank": None} for r in unscored]
-
-
-def stop_counts(rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Trials per stop reason (completed, early-stopped, failed, running)."""
-    counts = dict.fromkeys(STOP_REASONS, 0)
-    for row in rows:
-        reason = row.get("stop_reason") or "running"
-        counts[reason] = counts.get(reason, 0) + 1
-    return counts
+    scored = [r for r in rows if finite(r.column(column)) is not None]
+    unscored = [r for r in rows if finite(r.column(column)) is None]
+    scored.sort(key=lambda r: (sort_key(r.column(column), mode), r.trial_id))
+    unscored.sort(key=lambda r: r.trial_id)
+    return [Ranked(i, r) for i, r in enumerate(scored, start=1)] + [
+        Ranked(None, r) for r in unscored
+    ]
 
 
 @dataclass(frozen=True)
@@ -64,19 +48,19 @@ class Progress:
     stop_reason: str
 
 
-def best_so_far(rows: list[dict[str, Any]], metric: str, mode: str) -> list[Progress]:
+def best_so_far(rows: Sequence[TrialRow], metric: str, mode: str) -> list[Progress]:
     """The search's progress: each finished trial and the best value up to it."""
-    finished = [r for r in rows if finite(r.get("finished_at")) is not None]
-    finished.sort(key=lambda r: float(r["finished_at"]))
+    finished = sorted(
+        (r for r in rows if finite(r.finished_at) is not None),
+        key=lambda r: float(r.finished_at or 0.0),
+    )
     out: list[Progress] = []
     best: float | None = None
     for i, row in enumerate(finished, start=1):
-        value = finite(row.get(metric)) if row.get("stop_reason") != "failed" else None
-        if value is not None and (
-            best is None or (value > best if mode == "max" else value < best)
-        ):
+        value = finite(row.column(metric)) if row.stop_reason != "failed" else None
+        if is_better(value, best, mode):
             best = value
-        out.append(Progress(i, str(row["trial_id"]), value, best, row.get("stop_reason") or "?"))
+        out.append(Progress(i, row.trial_id, value, best, row.stop_reason or "?"))
     return out
 
 
@@ -130,7 +114,14 @@ class Span:
     stop_reason: str
 
 
-def worker_spans(rows: list[dict[str, Any]]) -> tuple[list[Span], dict[str, float], float]:
+def worker_name(row: TrialRow) -> str:
+    """The worker process a trial ran in, as the timeline labels it."""
+    if row.pid is None:  # failed before its first report: the engine never said where
+        return "unknown worker"
+    return f"node {(row.node_id or '?')[:8]} · pid {row.pid}"
+
+
+def worker_spans(rows: Sequence[TrialRow]) -> tuple[list[Span], dict[str, float], float]:
     """Trials per worker process over time, and how busy each worker was.
 
     Returns:
@@ -138,34 +129,25 @@ def worker_spans(rows: list[dict[str, Any]]) -> tuple[list[Span], dict[str, floa
         the search's wall time per worker; seconds from the first start to the last end.
     """
     timed = [
-        r for r in rows
-        if finite(r.get("started_at")) is not None and finite(r.get("finished_at")) is not None
-    ]  # fmt: skip
+        (r, start, end)
+        for r in rows
+        if (start := finite(r.started_at)) is not None
+        and (end := finite(r.finished_at)) is not None
+    ]
     if not timed:
         return [], {}, 0.0
-    t0 = min(float(r["started_at"]) for r in timed)
-    t1 = max(float(r["finished_at"]) for r in timed)
-    spans = []
-    for r in timed:
-        if r.get("pid") is None:  # failed before its first report: Ray never said where
-            worker = "unknown worker"
-        else:
-            worker = f"node {str(r.get('node_id') or '?')[:8]} · pid {r['pid']}"
-        spans.append(
-            Span(
-                worker,
-                str(r["trial_id"]),
-                float(r["started_at"]) - t0,
-                float(r["finished_at"]) - t0,
-                r.get("stop_reason") or "?",
-            )
-        )
+    t0 = min(start for _, start, _ in timed)
+    t1 = max(end for _, _, end in timed)
+    spans = [
+        Span(worker_name(r), r.trial_id, start - t0, end - t0, r.stop_reason or "?")
+        for r, start, end in timed
+    ]
     spans.sort(key=lambda s: (s.worker, s.start))
     makespan = max(t1 - t0, 1e-9)
     busy: dict[str, float] = {}
     for worker in dict.fromkeys(s.worker for s in spans):
-        # Union of intervals: Ray may start a trial before the previous one is recorded
-        # as finished, and overlap must not count twice.
+        # Union of intervals: an engine may start a trial before the previous one is
+        # recorded as finished, and overlap must not count twice.
         covered, end = 0.0, -math.inf
         for s in (s for s in spans if s.worker == worker):
             start = max(s.start, end)
@@ -217,13 +199,12 @@ def check_leakage(dataset: Any, config: Any) -> Leakage:
 __all__ = [
     "Leakage",
     "Progress",
+    "Ranked",
     "Span",
     "best_so_far",
     "check_leakage",
-    "direction",
-    "finite",
     "param_importances",
     "rank_rows",
-    "stop_counts",
+    "worker_name",
     "worker_spans",
 ]

@@ -20,32 +20,52 @@ like the single-run report whose builders it uses.
 
 from __future__ import annotations
 
-import math
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from tuning._report_html import (
+from markupsafe import Markup
+
+from covidxr_core.atomic import write_text
+from covidxr_core.numbers import finite
+from tuning.leaderboard import STOP_REASONS, TrialRow, stop_counts
+from tuning.objective import is_better
+from tuning.reporting.charts import Interval, interval_chart, metric_label
+from tuning.reporting.html import (
+    Html,
     banner,
+    bold,
+    caption,
     duration,
-    esc,
+    figure,
     fmt,
+    join,
     key_values,
     missing,
+    muted,
     page,
     section,
+    svg,
     table,
 )
-from tuning._report_inputs import ReportError, RunInputs, load_run
-from tuning._report_plots import interval_chart, metric_label
-from tuning._report_svg import PALETTE, Chart, LinearScale
+from tuning.reporting.inputs import Hardware, ReportError, RunInputs, load_run
+from tuning.reporting.svg import PALETTE, Chart, LinearScale
+from tuning.results import MeanStd, Metrics, RoleSummary
 
 COMPARE_FILE = "compare.html"
 ENGINE_NAMES = {"ray": "Ray Tune + Optuna TPE + ASHA", "keras-tuner": "KerasTuner"}
 # The facts that must agree for two runs' numbers to be comparable.
 _SAME = ("data", "space", "epochs", "image_size", "channels", "metric")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One finished trial on a run's anytime curve."""
+
+    seconds: float  # since the run's first trial started
+    best: float  # the best ``best_metric`` of trials finished so far
+    row: TrialRow
+    value: float  # this trial's ``best_metric``
 
 
 @dataclass
@@ -66,8 +86,8 @@ class _Run:
 
     @property
     def search_wall_s(self) -> float | None:
-        value = (self.inputs.summary or {}).get("search_wall_s")
-        return float(value) if isinstance(value, int | float) else None
+        summary = self.inputs.summary
+        return summary.search_wall_s if summary is not None else None
 
     def start_time(self) -> float | None:
         """Epoch seconds at which the first trial started.
@@ -75,39 +95,38 @@ class _Run:
         Not the search's end minus its wall time: trials still running when a time budget
         stops the search have no end time, which would move that estimate too early.
         """
-        starts = [r["started_at"] for r in self.inputs.rows if r.get("started_at") is not None]
+        starts = [r.started_at for r in self.inputs.rows if r.started_at is not None]
         return min(starts) if starts else None
 
-    def anytime(self) -> list[tuple[float, float, dict[str, Any]]]:
-        """``(seconds since start, best so far, trial row)`` at each finished trial."""
+    def anytime(self) -> list[Step]:
+        """One `Step` per finished trial with a value, in finish order."""
         start = self.start_time()
         if start is None:
             return []
-        sign = 1 if self.inputs.mode == "max" else -1
         done = sorted(
             (
-                r
+                (r, r.finished_at, value)
                 for r in self.inputs.rows
-                if r.get("finished_at") is not None and _finite(r.get("best_metric"))
+                if r.finished_at is not None and (value := finite(r.best_metric)) is not None
             ),
-            key=lambda r: r["finished_at"],
+            key=lambda item: item[1],
         )
-        out: list[tuple[float, float, dict[str, Any]]] = []
+        out: list[Step] = []
         best: float | None = None
-        for row in done:
-            value = float(row["best_metric"])
-            if best is None or sign * value > sign * best:
+        for row, finished_at, value in done:
+            if is_better(value, best, self.inputs.mode):
                 best = value
-            out.append((row["finished_at"] - start, best, row))
+            assert best is not None
+            out.append(Step(finished_at - start, best, row, value))
         return out
 
-    def role(self, name: str) -> dict[str, Any] | None:
+    def role(self, name: str) -> RoleSummary | None:
         files = self.inputs.roles.get(name)
-        return files.metrics if files is not None else None
+        return files.summary if files is not None else None
 
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and math.isfinite(value)
+    def best_test(self) -> Metrics | None:
+        best = self.role("best")
+        return best.exported_test if best is not None else None
 
 
 def _labels(runs: Sequence[RunInputs]) -> list[str]:
@@ -131,9 +150,9 @@ def anytime_chart(runs: Sequence[_Run], metric: str) -> str:
         y_label=f"best {metric_label(metric)} so far",
     )
     curves = {run.label: run.anytime() for run in runs}
-    values = [float(r["best_metric"]) for points in curves.values() for _, _, r in points]
+    values = [s.value for steps in curves.values() for s in steps]
     ends = [
-        max(run.search_wall_s or 0.0, max((t for t, _, _ in curves[run.label]), default=0.0))
+        max(run.search_wall_s or 0.0, max((s.seconds for s in curves[run.label]), default=0.0))
         for run in runs
     ]
     chart.x = LinearScale(0.0, max(ends, default=1.0) or 1.0, *chart.inner_x())
@@ -143,60 +162,56 @@ def anytime_chart(runs: Sequence[_Run], metric: str) -> str:
         y = LinearScale(lo, hi, *chart.inner_y()) if hi > lo else y
     chart.y = y
     for run, end in zip(runs, ends, strict=True):
-        points = curves[run.label]
-        if not points:
+        steps = curves[run.label]
+        if not steps:
             continue
-        xs = [t for t, _, _ in points]
-        ys = [b for _, b, _ in points]
+        xs = [s.seconds for s in steps]
+        ys: list[float | None] = [s.best for s in steps]
         if end > xs[-1]:  # the best holds until the search ends
             xs, ys = [*xs, end], [*ys, ys[-1]]
         chart.line(xs, ys, run.color, width=2.5, step=True, tip=f"{run.label}: best so far")
-        for t, _, row in points:
+        for s in steps:
             chart.point(
-                t,
-                float(row["best_metric"]),
+                s.seconds,
+                s.value,
                 run.color,
                 size=3.0,
                 opacity=0.45,
-                tip=f"{run.label} trial {row['trial_id']}: {metric} {row['best_metric']:.4f} "
-                f"({row.get('stop_reason')}) at {t:.1f} s",
+                tip=f"{run.label} trial {s.row.trial_id}: {metric} {s.value:.4f} "
+                f"({s.row.stop_reason}) at {s.seconds:.1f} s",
             )
         chart.add_legend(f"{run.label} ({run.engine})", run.color)
     return chart.svg()
 
 
-def _mean_std(summary: dict[str, Any] | None, name: str) -> str:
-    stat = ((summary or {}).get("test_mean_std") or {}).get(name) or {}
-    if stat.get("mean") is None:
+def _mean_std(summary: RoleSummary | None, name: str) -> Html:
+    stat = summary.test_stat(name) if summary is not None else MeanStd(None, None, 0)
+    if stat.mean is None:
         return "–"
-    n = stat.get("n") or 0
-    spread = f" ± {stat['std']:.3f}" if n > 1 and stat.get("std") is not None else ""
-    return f"{stat['mean']:.3f}{spread} <span class=muted>(n={n})</span>"
+    return join([stat.text(), " ", muted(f"(n={stat.n})")])
 
 
-def _with_ci(summary: dict[str, Any] | None, name: str) -> str:
-    test = (((summary or {}).get("exported") or {}).get("test")) or {}
-    value, ci = test.get(name), (test.get("ci95") or {}).get(name)
-    if value is None:
+def _with_ci(test: Metrics | None, name: str) -> str:
+    value = test.value(name) if test is not None else None
+    if value is None or test is None:
         return "–"
+    ci = test.ci(name)
     return f"{value:.3f}" + (f" [{ci[0]:.3f}, {ci[1]:.3f}]" if ci else "")
 
 
-def _search_table(runs: Sequence[_Run]) -> str:
-    rows = []
+def _search_table(runs: Sequence[_Run]) -> Markup:
+    rows: list[list[Html]] = []
     for run in runs:
         trials = run.inputs.rows
-        stops = {
-            k: sum(1 for r in trials if r.get("stop_reason") == k)
-            for k in ("completed", "early-stopped", "failed")
-        }
-        points = run.anytime()
-        best = points[-1][1] if points else None
-        when = next((t for t, b, _ in points if b == best), None)
+        counts = stop_counts(trials)
+        stops = {k: counts[k] for k in STOP_REASONS if k != "running"}
+        steps = run.anytime()
+        best = steps[-1].best if steps else None
+        when = next((s.seconds for s in steps if s.best == best), None)
         rows.append(
             [
-                f'<span style="color:{run.color}">■</span> {esc(run.label)}',
-                esc(run.engine),
+                join([Markup('<span style="color:{}">■</span> ').format(run.color), run.label]),
+                run.engine,
                 fmt(len(trials)),
                 " · ".join(f"{v} {k}" for k, v in stops.items() if v) or "–",
                 duration(run.search_wall_s),
@@ -219,27 +234,32 @@ def _search_table(runs: Sequence[_Run]) -> str:
     )
 
 
-def _test_table(runs: Sequence[_Run]) -> str:
-    rows = []
+def _test_table(runs: Sequence[_Run]) -> Markup:
+    rows: list[list[Html]] = []
     for run in runs:
         best = run.role("best")
         if best is None:
             note = missing(run.inputs.notes.get("best", "no best/ folder"))
-            rows.append([esc(run.label), note, "", "", "", ""])
+            rows.append([run.label, note, "", "", "", ""])
             continue
+        test = best.exported_test
         rows.append(
             [
-                esc(run.label),
+                run.label,
                 _mean_std(best, "auc"),
-                _with_ci(best, "auc"),
-                _with_ci(best, "sensitivity"),
-                _with_ci(best, "specificity"),
+                _with_ci(test, "auc"),
+                _with_ci(test, "sensitivity"),
+                _with_ci(test, "specificity"),
                 _mean_std(run.role("baseline"), "auc"),
             ]
         )
-    said = [(run.label, (run.inputs.comparison or {}).get("verdict")) for run in runs]
-    verdicts = "".join(f"<li><b>{esc(label)}</b>: {esc(v)}</li>" for label, v in said if v)
-    return table(
+    said = [(run.label, run.inputs.comparison) for run in runs]
+    verdicts = [
+        join([bold(label), ": ", verdict.text])
+        for label, verdict in said
+        if verdict and verdict.text
+    ]
+    out = table(
         [
             "run",
             "test AUC (mean ± std over seeds)",
@@ -250,20 +270,21 @@ def _test_table(runs: Sequence[_Run]) -> str:
         ],
         rows,
         numeric=(1, 2, 3, 4, 5),
-    ) + (
-        f"<h3>Verdicts: tuned winner against the recipe</h3><ul>{verdicts}</ul>" if verdicts else ""
     )
+    if verdicts:
+        items = join(Markup("<li>{}</li>").format(v) for v in verdicts)
+        out += Markup("<h3>Verdicts: tuned winner against the recipe</h3><ul>{}</ul>").format(items)
+    return out
 
 
 def _test_chart(runs: Sequence[_Run]) -> str | None:
-    rows: list[tuple[str, str, float | None, list[float] | None]] = []
+    rows: list[Interval] = []
     for name in ("auc", "sensitivity", "specificity"):
         for run in runs:
-            test = ((run.role("best") or {}).get("exported") or {}).get("test") or {}
-            if test.get(name) is not None:
-                rows.append(
-                    (f"test {name}", run.label, test[name], (test.get("ci95") or {}).get(name))
-                )
+            test = run.best_test()
+            value = test.value(name) if test is not None else None
+            if test is not None and value is not None:
+                rows.append((f"test {name}", run.label, value, test.ci(name)))
     return interval_chart(rows) if rows else None
 
 
@@ -280,32 +301,32 @@ def _mismatches(runs: Sequence[_Run]) -> list[str]:
     return out
 
 
-def _hardware(hw: dict[str, Any]) -> str:
-    if not hw:
+def _hardware(hw: Hardware | None) -> str:
+    if hw is None:
         return "–"
     return ", ".join(
-        f"{hw.get(k, 0):g} {unit}"
-        for k, unit in (("nodes", "node(s)"), ("cpus", "CPU"), ("gpus", "GPU"))
+        f"{value or 0:g} {unit}"
+        for value, unit in ((hw.nodes, "node(s)"), (hw.cpus, "CPU"), (hw.gpus, "GPU"))
     )
 
 
-def _settings(runs: Sequence[_Run]) -> str:
-    rows = []
+def _settings(runs: Sequence[_Run]) -> Markup:
+    rows: list[list[Html]] = []
     for run in runs:
-        spec, summary = run.inputs.spec, run.inputs.summary or {}
-        hw = summary.get("hardware") or {}
-        data = (summary.get("data") or {}).get("source") or (spec.data if spec else None)
+        spec, summary = run.inputs.spec, run.inputs.summary
+        facts = run.inputs.data
+        data = (facts.source if facts else None) or (spec.data if spec else None)
         rows.append(
             [
-                esc(run.label),
-                esc(data or "synthetic demo"),
-                esc(spec.space) if spec else "–",
+                run.label,
+                data or "synthetic demo",
+                spec.space if spec else "–",
                 fmt(spec.trials) if spec else "–",
                 fmt(spec.epochs) if spec else "–",
                 duration(spec.time_budget_s) if spec and spec.time_budget_s else "none",
                 fmt(spec.seed) if spec else "–",
-                _hardware(hw),
-                esc(run.inputs.run_dir),
+                _hardware(summary.hardware if summary else None),
+                str(run.inputs.run_dir),
             ]
         )
     return table(
@@ -325,7 +346,7 @@ def _settings(runs: Sequence[_Run]) -> str:
     )
 
 
-def write_comparison_report(run_dirs: list[Path], out: Path) -> Path:
+def write_comparison_report(run_dirs: Sequence[Path], out: Path) -> Path:
     """Writes one self-contained HTML page comparing the given run folders.
 
     Args:
@@ -348,57 +369,57 @@ def write_comparison_report(run_dirs: list[Path], out: Path) -> Path:
     ]
     metric = inputs[0].metric
 
-    body = []
-    warnings = _mismatches(runs)
-    notes = "".join(banner(f"not like for like: {w}", "warn") for w in warnings)
-    body.append(
-        section(
-            "search",
-            "Search: best validation score against wall time",
-            notes + f"<figure>{anytime_chart(runs, metric)}</figure>"
-            '<p class="caption">Each step is a trial finishing with a better score than any '
-            "before it in the same run; faint dots are every finished trial's best epoch, "
-            "placed when the trial finished. Time zero is when each run's first trial "
-            "started. Trials that Hyperband or ASHA stopped early count with their best "
-            "epoch.</p>" + _search_table(runs),
-            intro=f"Metric: {esc(metric_label(metric))} on the validation split, as each search "
-            "optimised it.",
-        )
+    notes = join(banner(f"not like for like: {w}", "warn") for w in _mismatches(runs))
+    search = section(
+        "search",
+        "Search: best validation score against wall time",
+        join(
+            [
+                notes,
+                figure(svg(anytime_chart(runs, metric))),
+                caption(
+                    "Each step is a trial finishing with a better score than any before it "
+                    "in the same run; faint dots are every finished trial's best epoch, placed "
+                    "when the trial finished. Time zero is when each run's first trial "
+                    "started. Trials that Hyperband or ASHA stopped early count with their "
+                    "best epoch."
+                ),
+                _search_table(runs),
+            ]
+        ),
+        intro=f"Metric: {metric_label(metric)} on the validation split, as each search "
+        "optimised it.",
     )
     chart = _test_chart(runs)
-    body.append(
-        section(
-            "test",
-            "Retrained winners on the test split",
-            _test_table(runs)
-            + (
-                f"<figure>{chart}</figure>"
-                if chart
-                else missing("no run has a retrained best model")
-            )
-            + '<p class="caption">Each study retrained its winning configuration with several '
-            "seeds for the full epoch budget and exported the seed with the best validation "
-            "score; intervals are 95% stratified bootstrap intervals over test images. The "
-            "verdict compares the winner with the recipe baseline of the same study.</p>",
-        )
+    test = section(
+        "test",
+        "Retrained winners on the test split",
+        join(
+            [
+                _test_table(runs),
+                figure(svg(chart)) if chart else missing("no run has a retrained best model"),
+                caption(
+                    "Each study retrained its winning configuration with several seeds for "
+                    "the full epoch budget and exported the seed with the best validation "
+                    "score; intervals are 95% stratified bootstrap intervals over test images. "
+                    "The verdict compares the winner with the recipe baseline of the same study."
+                ),
+            ]
+        ),
     )
-    body.append(section("settings", "Settings", _settings(runs)))
-    subtitle = " vs ".join(esc(f"{r.label} ({r.engine})") for r in runs)
+    settings = section("settings", "Settings", _settings(runs))
     html = page(
         "covidxr: search engines compared",
-        subtitle,
+        " vs ".join(f"{r.label} ({r.engine})" for r in runs),
         [("search", "search"), ("test", "test"), ("settings", "settings")],
-        body,
-        key_values([("runs", esc(", ".join(str(r.inputs.run_dir) for r in runs)))]),
+        [search, test, settings],
+        key_values([("runs", ", ".join(str(r.inputs.run_dir) for r in runs))]),
     )
     out = Path(out)
     if out.is_dir():
         out = out / COMPARE_FILE
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp{os.getpid()}")
-    tmp.write_text(html, encoding="utf-8")
-    os.replace(tmp, out)
-    return out
+    return write_text(out, html)
 
 
-__all__ = ["COMPARE_FILE", "anytime_chart", "write_comparison_report"]
+__all__ = ["COMPARE_FILE", "ENGINE_NAMES", "anytime_chart", "write_comparison_report"]
