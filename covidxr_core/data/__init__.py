@@ -65,10 +65,11 @@ Cache
     Entries are written to a temporary folder and renamed into place, so concurrent runs
     never see half an entry. A rebuilt folder's older entry is removed.
 
-Decoding runs in ``DataConfig.workers`` processes (forkserver, else spawn; never fork, as
-the caller may already run TensorFlow or Ray threads), so a script that calls
-`load_dataset` must guard its top level with ``if __name__ == "__main__":``; few files
-(under 16) are decoded in-process.
+Decoding runs in ``DataConfig.workers`` threads of the calling process (Pillow releases
+the GIL while it decodes and resizes; ``benchmarks/decode_pool.py`` measured threads
+1.2-1.3x faster than a process pool on covid-cxr). No process is started and nothing
+re-imports the caller's main module, so a plain script needs no
+``if __name__ == "__main__":`` guard, and it is safe next to TensorFlow or Ray threads.
 
 Leakage (`find_duplicates`)
     Exact duplicates (same sha256) and near duplicates (perceptual hash within
@@ -80,14 +81,32 @@ Importing this package imports NumPy and Pillow only: no Ray, TensorFlow or Kera
 
 from __future__ import annotations
 
+from covidxr_core.data._cache import file_checksum
 from covidxr_core.data._config import DataConfig
 from covidxr_core.data._dataset import SPLITS, Dataset, SplitArrays
+from covidxr_core.data._decode import (
+    DecodeResult,
+    DecodeTask,
+    cpu_budget,
+    decode_calls,
+    decode_task,
+)
 from covidxr_core.data._discover import IMAGE_EXTENSIONS, DataLayout, FileEntry, discover
 from covidxr_core.data._leakage import NEAR_DUPLICATE_BITS, DuplicatePair, find_duplicates
 from covidxr_core.data._load import load_dataset
-from covidxr_core.data._synthetic import DEMO_VERSION, demo_data_path
+from covidxr_core.data._synthetic import (
+    DEMO_CLASSES,
+    DEMO_COUNTS,
+    DEMO_SEED,
+    DEMO_VERSION,
+    demo_data_path,
+    draw_radiograph,
+)
 
 __all__ = [
+    "DEMO_CLASSES",
+    "DEMO_COUNTS",
+    "DEMO_SEED",
     "DEMO_VERSION",
     "IMAGE_EXTENSIONS",
     "NEAR_DUPLICATE_BITS",
@@ -95,11 +114,18 @@ __all__ = [
     "DataConfig",
     "DataLayout",
     "Dataset",
+    "DecodeResult",
+    "DecodeTask",
     "DuplicatePair",
     "FileEntry",
     "SplitArrays",
+    "cpu_budget",
+    "decode_calls",
+    "decode_task",
     "demo_data_path",
     "discover",
+    "draw_radiograph",
+    "file_checksum",
     "find_duplicates",
     "load_dataset",
 ]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 from covidxr_core.errors import ConfigError
 
@@ -48,7 +47,7 @@ class DataConfig:
     test_fraction: float = 0.2  # share of each train class moved to test if it is missing
     seed: int = 0  # carving seed; the same seed and files always give the same carve
     positive_class: str | None = None  # None -> the one class not called "normal"
-    workers: int | None = None  # decode processes; None -> os.cpu_count()
+    workers: int | None = None  # decode threads; None -> os.cpu_count()
 
     def __post_init__(self) -> None:
         _check_int("image_size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
@@ -86,18 +85,8 @@ class DataConfig:
             _check_int("workers", self.workers, 1)
 
     def resolved_workers(self) -> int:
-        """The number of decode processes to use at most."""
+        """The number of decode threads to use at most."""
         return self.workers if self.workers is not None else max(1, os.cpu_count() or 1)
-
-
-def cache_root(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """The folder all caches live under: the argument, $COVIDXR_CACHE or ~/.cache/covidxr."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("COVIDXR_CACHE")
-    if env:
-        return Path(env).expanduser()
-    return Path.home() / ".cache" / "covidxr"
 
 
 def resolve_positive_class(class_names: tuple[str, ...], requested: str | None) -> str:
@@ -130,4 +119,4 @@ def resolve_positive_class(class_names: tuple[str, ...], requested: str | None) 
     )
 
 
-__all__ = ["DataConfig", "cache_root", "resolve_positive_class"]
+__all__ = ["DataConfig", "resolve_positive_class"]

@@ -5,17 +5,16 @@ from __future__ import annotations
 import os
 import shutil
 import time
-from concurrent.futures import BrokenExecutor
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.lib.format import open_memmap
-from PIL import Image
 
+from covidxr_core.cache import cache_root
 from covidxr_core.data import _cache
-from covidxr_core.data._config import DataConfig, cache_root, resolve_positive_class
+from covidxr_core.data._config import DataConfig, resolve_positive_class
 from covidxr_core.data._dataset import SPLITS, Dataset, SplitArrays
 from covidxr_core.data._decode import DecodeTask, decode_all
 from covidxr_core.data._discover import DataLayout, discover
@@ -44,7 +43,6 @@ def _build(temp: Path, layout: DataLayout, config: DataConfig, fp_path: Path) ->
             channels,
             pixels=True,
             fingerprint=want_fingerprints,
-            max_pixels=Image.MAX_IMAGE_PIXELS,
         )
         for f in layout.files
     ]
@@ -52,38 +50,29 @@ def _build(temp: Path, layout: DataLayout, config: DataConfig, fp_path: Path) ->
     bad: dict[str, list[str | None]] = {}
     fingerprints: dict[str, list[str] | None] = {}
     start = time.perf_counter()
-    try:
-        for row, (entry, result) in enumerate(
-            zip(layout.files, decode_all(tasks, config.resolved_workers()), strict=True)
-        ):
-            files.append(
-                [
-                    entry.relpath,
-                    entry.label,
-                    result.width,
-                    result.height,
-                    result.format,
-                    result.mode,
-                ]
+    for row, (entry, result) in enumerate(
+        zip(layout.files, decode_all(tasks, config.resolved_workers()), strict=True)
+    ):
+        files.append(
+            [
+                entry.relpath,
+                entry.label,
+                result.width,
+                result.height,
+                result.format,
+                result.mode,
+            ]
+        )
+        if result.ok:
+            images[row] = result.pixels
+        else:
+            bad[entry.relpath] = [result.rule, result.value]
+        if want_fingerprints:
+            fingerprints[entry.relpath] = (
+                [result.sha256, result.phash.hex()]
+                if result.ok and result.sha256 and result.phash
+                else None
             )
-            if result.ok:
-                images[row] = result.pixels
-            else:
-                bad[entry.relpath] = [result.rule, result.value]
-            if want_fingerprints:
-                fingerprints[entry.relpath] = (
-                    [result.sha256, result.phash.hex()]
-                    if result.ok and result.sha256 and result.phash
-                    else None
-                )
-    except BrokenExecutor as exc:
-        # A worker died (killed for memory, or a crash inside an image library), or the
-        # calling script re-ran itself in the worker because it lacks a __main__ guard.
-        raise DataError(
-            f"{layout.root}: a decode worker process died ({exc}); try DataConfig(workers=1) "
-            "and make sure the calling script guards its code with `if __name__ == "
-            "'__main__':`"
-        ) from exc
     images.flush()
     del images
     manifest = {
