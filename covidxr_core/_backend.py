@@ -76,8 +76,9 @@ def _enable_jax_compilation_cache() -> None:
     """
     folder = os.environ.get("COVIDXR_JAX_CACHE")
     if folder is None:
-        root = os.environ.get("COVIDXR_CACHE") or str(Path.home() / ".cache" / "covidxr")
-        folder = str(Path(root) / "jax")
+        from covidxr_core.cache import cache_root
+
+        folder = str(cache_root() / "jax")
     if not folder:
         return
     import jax

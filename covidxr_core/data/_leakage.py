@@ -26,8 +26,9 @@ from typing import Any
 
 import numpy as np
 
+from covidxr_core.cache import cache_root
 from covidxr_core.data import _cache
-from covidxr_core.data._config import DataConfig, cache_root
+from covidxr_core.data._config import DataConfig
 from covidxr_core.data._dataset import SPLITS, Dataset
 from covidxr_core.data._decode import DecodeTask, decode_all
 from covidxr_core.data._discover import DataLayout, discover

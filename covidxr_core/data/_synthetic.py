@@ -32,13 +32,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from covidxr_core.data._config import cache_root
+from covidxr_core.cache import cache_root
 
 DEMO_VERSION = "demo-v1"  # change with any change to the drawing below
 DEMO_COUNTS = {"train": 112, "validation": 30, "test": 30}  # per class
 DEMO_CLASSES = ("corona", "normal")
 DEMO_SIZE = 256
-_SEED = 20200311
+# Image i of class c in split s is drawn from np.random.default_rng([DEMO_SEED, s, c, i]).
+DEMO_SEED = 20200311
 # Difficulty, tuned so that the recipe's CNN learns the task but not perfectly and a
 # linear model on pixels does not solve it (figures in the module docstring). Any
 # change to these or to the drawing needs a new DEMO_VERSION.
@@ -214,7 +215,7 @@ def draw_radiograph(rng: np.random.Generator, corona: bool) -> np.ndarray:
 
 def _png(split_index: int, class_index: int, i: int) -> bytes:
     """The exact bytes of one demo file: a function of its seed and this code only."""
-    rng = np.random.default_rng([_SEED, split_index, class_index, i])
+    rng = np.random.default_rng([DEMO_SEED, split_index, class_index, i])
     pixels = draw_radiograph(rng, corona=DEMO_CLASSES[class_index] == "corona")
     encoded = io.BytesIO()
     # Level 1: three times faster than the default, files only 10% larger.
@@ -278,4 +279,11 @@ def demo_data_path(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return folder
 
 
-__all__ = ["DEMO_CLASSES", "DEMO_COUNTS", "DEMO_VERSION", "demo_data_path", "draw_radiograph"]
+__all__ = [
+    "DEMO_CLASSES",
+    "DEMO_COUNTS",
+    "DEMO_SEED",
+    "DEMO_VERSION",
+    "demo_data_path",
+    "draw_radiograph",
+]
