@@ -149,7 +149,7 @@ def main() -> None:
     if args.quick:
         args.trials, args.epochs, args.image_size, args.packing = 4, 2, 64, "1"
 
-    from covidxr_core._backend import configure_backend
+    from covidxr_core import configure_backend
 
     configure_backend()
     import ray

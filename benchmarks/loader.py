@@ -287,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    from covidxr_core._backend import configure_backend
+    from covidxr_core import configure_backend
 
     backend = configure_backend()
     from covidxr_core.data import discover

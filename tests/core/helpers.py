@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from covidxr_core.data._dataset import Dataset, SplitArrays
+from covidxr_core import Dataset, SplitArrays
 
 CLASS_NAMES = ("corona", "normal")
 

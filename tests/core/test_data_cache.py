@@ -12,8 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from covidxr_core.data import Dataset, load_dataset
-from covidxr_core.data import _decode as decode_module
+from covidxr_core.data import Dataset, decode_calls, load_dataset
 from covidxr_core.errors import DataError
 
 from .test_data_discover import FULL, make_tree, small_config, write_image
@@ -28,18 +27,18 @@ def same_pixels(a: Dataset, b: Dataset) -> None:
 
 def test_hit_decodes_nothing_and_returns_the_cached_pixels(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "data", FULL)
-    calls = decode_module.DECODE_CALLS
+    calls = decode_calls()
     first = load_dataset(root, small_config(tmp_path))
-    assert not first.cache_hit and decode_module.DECODE_CALLS - calls == 20
+    assert not first.cache_hit and decode_calls() - calls == 20
     # Same size and mtime but garbage bytes: only a decode could notice.
     for path in root.rglob("*.png"):
         stat = path.stat()
         path.write_bytes(b"\0" * stat.st_size)
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-    calls = decode_module.DECODE_CALLS
+    calls = decode_calls()
     second = load_dataset(root, small_config(tmp_path))
     assert second.cache_hit
-    assert decode_module.DECODE_CALLS - calls == 0
+    assert decode_calls() - calls == 0
     assert second.cache_path == first.cache_path and second.notes == first.notes
     same_pixels(first, second)
 

@@ -9,8 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidxr_core.data import load_dataset
-from covidxr_core.data._decode import DecodeTask, decode_task
+from covidxr_core.data import DecodeTask, decode_task, load_dataset
 from covidxr_core.errors import BadImageError, DataError
 
 from .test_data_discover import FULL, make_tree, small_config, write_image

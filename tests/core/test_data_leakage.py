@@ -13,12 +13,12 @@ from PIL import Image
 from covidxr_core.data import (
     NEAR_DUPLICATE_BITS,
     DataConfig,
+    decode_calls,
     discover,
+    draw_radiograph,
     find_duplicates,
     load_dataset,
 )
-from covidxr_core.data import _decode as decode_module
-from covidxr_core.data._synthetic import draw_radiograph
 
 from .test_data_discover import FULL, make_tree, small_config
 
@@ -90,10 +90,10 @@ def test_within_split_pairs_only_on_request_and_threshold_checked(tmp_path: Path
 def test_fingerprints_come_from_the_decode_pass_and_survive_a_size_change(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "data", FULL)
     dataset = load_dataset(root, small_config(tmp_path))
-    calls = decode_module.DECODE_CALLS
+    calls = decode_calls()
     assert find_duplicates(dataset, small_config(tmp_path)) == []
     assert find_duplicates(root, small_config(tmp_path, image_size=64)) == []
-    assert decode_module.DECODE_CALLS - calls == 0  # cached by load_dataset, size-independent
+    assert decode_calls() - calls == 0  # cached by load_dataset, size-independent
 
 
 def test_bad_files_are_left_out_of_the_check(tmp_path: Path) -> None:

@@ -12,13 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from covidxr_core.data import DEMO_VERSION, DataConfig, demo_data_path, load_dataset
-from covidxr_core.data._synthetic import (
-    _SEED,
+from covidxr_core.data import (
     DEMO_CLASSES,
     DEMO_COUNTS,
-    _complete,
+    DEMO_SEED,
+    DEMO_VERSION,
+    DataConfig,
+    demo_data_path,
     draw_radiograph,
+    load_dataset,
 )
 
 
@@ -44,7 +46,7 @@ def test_files_are_a_fixed_function_of_their_seed(demo: Path) -> None:
     for split_index, split in enumerate(DEMO_COUNTS):
         for class_index, label in enumerate(DEMO_CLASSES):
             for i in (0, 17 if split != "train" else 111):
-                rng = np.random.default_rng([_SEED, split_index, class_index, i])
+                rng = np.random.default_rng([DEMO_SEED, split_index, class_index, i])
                 encoded = io.BytesIO()
                 pixels = draw_radiograph(rng, corona=label == "corona")
                 Image.fromarray(pixels).save(encoded, format="PNG", compress_level=1)
@@ -79,11 +81,18 @@ def test_images_look_like_radiographs_and_classes_overlap(demo: Path) -> None:
 def test_a_folder_drawn_by_other_code_is_not_trusted(demo: Path, tmp_path: Path) -> None:
     folder = tmp_path / DEMO_VERSION
     shutil.copytree(demo, folder)
-    assert _complete(folder)
-    Image.new("L", (256, 256)).save(folder / "train" / "corona" / "corona-000.png")
-    assert not _complete(folder)  # demo_data_path would regenerate it
-    (folder / "train" / "corona" / "corona-000.png").unlink()
-    assert not _complete(folder)
+    sample = folder / "train" / "corona" / "corona-000.png"
+    drawn = sample.read_bytes()
+    spare = folder / "train" / "normal" / "normal-005.png"
+    spare_stat = spare.stat()
+    assert demo_data_path(tmp_path) == folder  # complete and current: reused as it is
+    assert spare.stat().st_ino == spare_stat.st_ino
+    Image.new("L", (256, 256)).save(sample)  # same names, other drawing
+    assert demo_data_path(tmp_path) == folder
+    assert sample.read_bytes() == drawn  # regenerated, not trusted
+    sample.unlink()  # incomplete
+    assert demo_data_path(tmp_path) == folder
+    assert sample.read_bytes() == drawn
 
 
 def test_load_dataset_none_is_the_demo_through_the_normal_path() -> None:

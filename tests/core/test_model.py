@@ -190,7 +190,7 @@ _JAX_SCRIPT = """
 import json, os, sys
 sys.path.insert(0, sys.argv[1])
 from helpers import make_dataset
-from covidxr_core._backend import configure_backend
+from covidxr_core import configure_backend
 backend = configure_backend()
 import keras, numpy as np
 from covidxr_core.model import ModelConfig, model_metadata

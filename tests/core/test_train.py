@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import pytest
 
-from covidxr_core.data._dataset import Dataset, SplitArrays
+from covidxr_core import Dataset, SplitArrays
 from covidxr_core.errors import ConfigError, DataError
 from covidxr_core.model import ModelConfig, model_metadata
 from covidxr_core.train import (

@@ -31,8 +31,14 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from covidxr_core.data import IMAGE_EXTENSIONS, DataConfig, Dataset, load_dataset
-from covidxr_core.data._decode import DecodeTask, decode_task
+from covidxr_core.data import (
+    IMAGE_EXTENSIONS,
+    DataConfig,
+    Dataset,
+    DecodeTask,
+    decode_task,
+    load_dataset,
+)
 from covidxr_core.errors import BadImageError, DataError
 
 # Pillow warns about the corrupt EXIF blocks and short reads it survives; they are expected.

@@ -34,7 +34,7 @@ PRODUCTION = ("covidxr_core", "tuning", "search_spaces")
 
 def _evil_model(path: Path, canary: Path) -> None:
     """A covidxr-looking model whose Lambda layer writes `canary` whenever it is called."""
-    from covidxr_core._backend import configure_backend
+    from covidxr_core import configure_backend
 
     configure_backend()
     import keras
@@ -133,7 +133,7 @@ class _Payload:
 
 
 def test_a_pickled_cache_entry_with_a_forged_checksum_is_never_unpickled(tmp_path: Path) -> None:
-    from covidxr_core.data._cache import file_checksum
+    from covidxr_core.data import file_checksum
 
     data = make_folder(tmp_path / "data")
     config = DataConfig(image_size=16, cache_dir=str(tmp_path / "cache"), workers=1)
