@@ -110,8 +110,10 @@ class TrialRow:
         row = cls(trial_id=str(record["trial_id"]))
         for key, value in values.items():
             setattr(row, key, value)
-        row.params = {
-            k.removeprefix("param_"): v for k, v in record.items() if k.startswith("param_")
+        row.params = {  # a parameter the trial never drew is a null column
+            k.removeprefix("param_"): v
+            for k, v in record.items()
+            if k.startswith("param_") and v is not None
         }
         row.curves = {c: list(record.get(f"curve_{c}") or []) for c in CURVES}
         return row

@@ -1,88 +1,142 @@
-"""The typed description of one study: every CLI flag lands here, and nothing else is read."""
+"""The typed description of one study, and the command line generated from it.
+
+Each `StudySpec` field carries its help text, its rule and, where the command line spells
+it differently, its flag. `build_parser` turns the fields into ``tuning/run.py``'s flags
+and `spec_from_args` turns the parsed flags back into a spec, so a flag is written once:
+here. Errors name the field (``trials must be >= 1, but got 0``); the CLI adds the flag.
+"""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import json
-from dataclasses import dataclass
+import math
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from covidxr_core.errors import ConfigError
+from tuning.engines.registry import ENGINE_NAMES, KERAS_TUNER_ALGORITHMS
+from tuning.objective import DEFAULT_METRIC, METRICS
 
-DEFAULT_METRIC = "val_auc"
-ENGINES = ("ray", "keras-tuner")
-KT_TUNERS = ("hyperband", "bayesian", "random")
-_METRICS = {
-    "val_auc": "max",
-    "val_accuracy": "max",
-    "val_loss": "min",
-    "val_sensitivity": "max",
-    "val_specificity": "max",
-}
+PRECISIONS = ("fp32", "bf16")
+
+
+class SpecError(ConfigError):
+    """A `StudySpec` field breaks its rule; ``field`` names it."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.field = name
+        super().__init__(message)
+
+
+def option(
+    default: Any,
+    help: str,
+    *,
+    flag: str | None = None,
+    choices: Sequence[Any] | None = None,
+    minimum: float | None = None,
+    above: float | None = None,
+    metavar: str | None = None,
+    cli: bool = True,
+) -> Any:
+    """A `StudySpec` field with what its flag and its check need.
+
+    Args:
+        default: The default value.
+        help: One line for ``--help``.
+        flag: The flag when it is not ``--`` + the field name with dashes.
+        choices: The allowed values.
+        minimum: The value must be ``>= minimum`` (None is allowed where the type is
+            optional).
+        above: The value must be ``> above``.
+        metavar: How ``--help`` names the value.
+        cli: False for fields the command line does not set.
+    """
+    meta = dict(
+        help=help, flag=flag, choices=choices, minimum=minimum, above=above,
+        metavar=metavar, cli=cli,
+    )  # fmt: skip
+    return field(default=default, metadata=meta)
 
 
 @dataclass(frozen=True)
 class StudySpec:
-    """Everything that defines a study. Saved as `study.json` in the run folder."""
+    """Everything that defines a study. Saved as ``study.json`` in the run folder."""
 
-    trials: int = 50  # number of configurations Optuna proposes
-    data: str | None = None  # data folder; None = the synthetic demo set
-    space: str = "default"  # built-in search space name, or a YAML path
-    epochs: int = 10  # epoch budget of a trial (ASHA may stop it earlier)
-    image_size: int = 128  # decoded image side in pixels (the recipe uses 300)
-    channels: int = 1  # 1 = greyscale, 3 = RGB (the recipe)
-    cpus_per_trial: float = 1.0
-    gpus_per_trial: float | None = None  # None: 0.25 when the cluster has GPUs, else 0
-    max_concurrent: int | None = None  # None: as many as resources allow
-    address: str | None = None  # join an existing Ray cluster ("auto" or host:port)
-    output: str = "runs"  # parent folder of run folders
-    name: str | None = None  # run folder name; default: a timestamp
-    seed: int = 0  # sampler seed, data carving seed and the first retrain seed
-    retrain_seeds: int = 3  # seeds of the final retrain (and of the baseline)
-    metric: str = DEFAULT_METRIC  # what ASHA and Optuna optimise
-    grace_epochs: int = 2  # ASHA: epochs every trial gets before it can be stopped
-    max_failures: int = 1  # retries of a trial whose worker died (not of deterministic errors)
-    trial_timeout_s: float | None = None  # per-trial wall-clock limit
-    time_budget_s: float | None = None  # wall-clock limit of the whole search; None: no limit
-    cache_dir: str | None = None
-    n_boot: int = 1000  # bootstrap resamples for confidence intervals
-    engine: str = "ray"  # "ray" (Ray Tune + Optuna + ASHA) or "keras-tuner"
-    tuner: str = "hyperband"  # KerasTuner's algorithm: hyperband | bayesian | random
-    precision: str = "fp32"  # "fp32" or "bf16" (mixed precision)
-    verbose: bool = False
+    trials: int = option(50, "configurations to try", minimum=1)
+    data: str | None = option(
+        None,
+        "data folder DIR/{train,validation,test}/<class>/ (default: the synthetic demo set)",
+        metavar="DIR",
+    )
+    space: str = option("default", "search space: a built-in name or a YAML file")
+    epochs: int = option(10, "epoch budget per trial (ASHA may stop a trial earlier)", minimum=1)
+    image_size: int = option(128, "decoded image side in pixels (the recipe uses 300)")
+    channels: int = option(1, "1 greyscale, 3 RGB (the recipe)", choices=(1, 3))
+    cpus_per_trial: float = option(1.0, "CPUs per trial", above=0)
+    gpus_per_trial: float | None = option(
+        None,
+        "GPU fraction per trial (0.25 packs 4 trials per GPU); default 0.25 if the cluster "
+        "has GPUs, else 0",
+        minimum=0,
+    )
+    max_concurrent: int | None = option(
+        None, "trials running at once (default: as resources allow)", minimum=1
+    )
+    address: str | None = option(None, "join an existing Ray cluster, e.g. auto or HOST:PORT")
+    output: str = option("runs", "parent folder (or cloud URI) of run folders")
+    name: str | None = option(None, "run folder name (default: a timestamp)")
+    seed: int = option(0, "sampler seed, data carving seed and the first retrain seed")
+    retrain_seeds: int = option(
+        3, "seeds for retraining the best and the baseline (0: no retrain)", minimum=0
+    )
+    metric: str = option(DEFAULT_METRIC, "validation metric to optimise", choices=tuple(METRICS))
+    grace_epochs: int = option(2, "epochs every trial gets before ASHA may stop it", minimum=1)
+    max_failures: int = option(1, "retries of a trial whose worker died", minimum=0)
+    trial_timeout_s: float | None = option(
+        None,
+        "seconds a trial may run before it is ended and recorded as failed",
+        flag="--trial-timeout",
+        above=0,
+        metavar="SECONDS",
+    )
+    time_budget_s: float | None = option(
+        None,
+        "stop starting (and stop running) trials after this many seconds of search",
+        above=0,
+        metavar="SECONDS",
+    )
+    cache_dir: str | None = option(
+        None, "decoded-image cache (default $COVIDXR_CACHE or ~/.cache/covidxr)", metavar="DIR"
+    )
+    n_boot: int = option(1000, "bootstrap resamples for confidence intervals", minimum=0)
+    engine: str = option(
+        "ray",
+        "search engine: Ray Tune + Optuna + ASHA, or KerasTuner on this machine",
+        choices=ENGINE_NAMES,
+    )
+    tuner: str = option(
+        "hyperband",
+        "KerasTuner algorithm (with --engine keras-tuner)",
+        choices=KERAS_TUNER_ALGORITHMS,
+    )
+    precision: str = option("fp32", "training precision", choices=PRECISIONS)
+    verbose: bool = option(False, "show Ray's and the trials' own logs", flag="-v")
 
     def __post_init__(self) -> None:
-        if self.trials < 1:
-            raise ConfigError(f"--trials must be >= 1, but got {self.trials}")
-        if self.epochs < 1:
-            raise ConfigError(f"--epochs must be >= 1, but got {self.epochs}")
-        if self.retrain_seeds < 0:
-            raise ConfigError(f"--retrain-seeds must be >= 0, but got {self.retrain_seeds}")
-        if self.channels not in (1, 3):
-            raise ConfigError(f"--channels must be 1 or 3, but got {self.channels}")
-        if self.cpus_per_trial <= 0:
-            raise ConfigError(f"--cpus-per-trial must be > 0, but got {self.cpus_per_trial}")
-        if self.gpus_per_trial is not None and not self.gpus_per_trial >= 0:
-            raise ConfigError(f"--gpus-per-trial must be >= 0, but got {self.gpus_per_trial}")
-        if self.max_concurrent is not None and self.max_concurrent < 1:
-            raise ConfigError(f"--max-concurrent must be >= 1, but got {self.max_concurrent}")
-        if self.time_budget_s is not None and not self.time_budget_s > 0:
-            raise ConfigError(f"--time-budget-s must be > 0, but got {self.time_budget_s}")
-        if self.engine not in ENGINES:
-            raise ConfigError(f"--engine must be one of {list(ENGINES)}, but got {self.engine!r}")
-        if self.tuner not in KT_TUNERS:
-            raise ConfigError(f"--tuner must be one of {list(KT_TUNERS)}, but got {self.tuner!r}")
-        if self.precision not in ("fp32", "bf16"):
-            raise ConfigError(f"--precision must be fp32 or bf16, but got {self.precision!r}")
-        if self.metric not in _METRICS:
-            raise ConfigError(
-                f"--metric must be one of {sorted(_METRICS)}, but got {self.metric!r}"
-            )
+        for f in dataclasses.fields(self):
+            _check(f, getattr(self, f.name))
 
     @property
     def mode(self) -> str:
-        return _METRICS[self.metric]
+        """``"max"`` or ``"min"``: the direction of ``metric``."""
+        return METRICS[self.metric]
 
     def to_json(self) -> str:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=True)
@@ -92,3 +146,114 @@ class StudySpec:
         data: dict[str, Any] = json.loads(path.read_text())
         known = {f.name for f in dataclasses.fields(cls)}
         return cls(**{k: v for k, v in data.items() if k in known})
+
+
+_HINTS = typing.get_type_hints(StudySpec)
+
+
+def _value_type(name: str) -> tuple[type, bool]:
+    """The field's value type and whether None is allowed (``X | None``)."""
+    hint = _HINTS[name]
+    args = typing.get_args(hint)
+    if isinstance(hint, types.UnionType) or typing.get_origin(hint) is typing.Union:
+        inner = [a for a in args if a is not type(None)]
+        return inner[0], len(inner) < len(args)
+    return hint, False
+
+
+def _check(f: dataclasses.Field[Any], value: Any) -> None:
+    kind, optional = _value_type(f.name)
+    meta = f.metadata
+    if value is None:
+        if optional:
+            return
+        raise SpecError(f.name, f"{f.name} must be a {kind.__name__}, but got None")
+    if kind in (int, float) and (isinstance(value, bool) or not isinstance(value, int | float)):
+        raise SpecError(f.name, f"{f.name} must be a number, but got {value!r}")
+    if kind is int and not isinstance(value, int):
+        raise SpecError(f.name, f"{f.name} must be a whole number, but got {value!r}")
+    if kind in (int, float) and not math.isfinite(value):
+        raise SpecError(f.name, f"{f.name} must be a finite number, but got {value!r}")
+    if meta.get("minimum") is not None and not value >= meta["minimum"]:
+        raise SpecError(f.name, f"{f.name} must be >= {meta['minimum']:g}, but got {value!r}")
+    if meta.get("above") is not None and not value > meta["above"]:
+        raise SpecError(f.name, f"{f.name} must be > {meta['above']:g}, but got {value!r}")
+    if meta.get("choices") is not None and value not in meta["choices"]:
+        raise SpecError(
+            f.name, f"{f.name} must be one of {list(meta['choices'])}, but got {value!r}"
+        )
+
+
+def flag_of(name: str) -> str:
+    """The command-line flag of a `StudySpec` field (``image_size`` -> ``--image-size``)."""
+    f = next((f for f in dataclasses.fields(StudySpec) if f.name == name), None)
+    if f is not None and f.metadata.get("flag") and f.metadata["flag"].startswith("--"):
+        return str(f.metadata["flag"])
+    return "--" + name.replace("_", "-")
+
+
+# Flags of the command line that are not part of the study's description.
+SMOKE_TEST = dict(
+    trials=3, epochs=1, image_size=64, space="small", retrain_seeds=1, n_boot=100, grace_epochs=1
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``tuning/run.py``'s parser: one flag per `StudySpec` field, plus --resume and --smoke-test."""
+    parser = argparse.ArgumentParser(
+        prog="tuning/run.py",
+        description="Hyperparameter search for the covidxr CNN (Ray Tune + Optuna TPE + ASHA).",
+    )
+    for f in dataclasses.fields(StudySpec):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        kind, _ = _value_type(f.name)
+        flags = [flag_of(f.name)]
+        if meta.get("flag") and not meta["flag"].startswith("--"):
+            flags.insert(0, meta["flag"])
+        text = meta["help"]
+        if "default" not in text and f.default is not None and f.default is not False:
+            text += f" (default: {f.default})"
+        kwargs: dict[str, Any] = dict(dest=f.name, default=f.default, help=text)
+        if kind is bool:
+            kwargs["action"] = "store_true"
+        else:
+            kwargs["type"] = kind
+            if meta.get("choices") is not None:
+                kwargs["choices"] = meta["choices"]
+            if meta.get("metavar"):
+                kwargs["metavar"] = meta["metavar"]
+        parser.add_argument(*flags, **kwargs)
+    parser.add_argument("--resume", action="store_true", help="continue the run named by --name")
+    parser.add_argument(
+        "--smoke-test",
+        action="store_true",
+        help="tiny everything ("
+        + ", ".join(f"{k}={v}" for k, v in SMOKE_TEST.items())
+        + "): checks the whole pipeline in about a minute",
+    )
+    return parser
+
+
+def spec_from_args(args: argparse.Namespace) -> StudySpec:
+    """The `StudySpec` the parsed flags describe (``--smoke-test`` shrinks it)."""
+    values = {
+        f.name: getattr(args, f.name)
+        for f in dataclasses.fields(StudySpec)
+        if f.metadata.get("cli", True)
+    }
+    if getattr(args, "smoke_test", False):
+        values.update(SMOKE_TEST, trials=min(values["trials"], SMOKE_TEST["trials"]))
+    return StudySpec(**values)
+
+
+__all__ = [
+    "PRECISIONS",
+    "SMOKE_TEST",
+    "SpecError",
+    "StudySpec",
+    "build_parser",
+    "flag_of",
+    "spec_from_args",
+]

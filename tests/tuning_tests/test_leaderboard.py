@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from search_spaces import get_space
-from tuning._leaderboard import Leaderboard
+from tuning.leaderboard import Leaderboard, TrialRow, best_trial, read_rows, stop_counts
 
 
 def _board(tmp_path, epochs=3):
@@ -48,3 +49,64 @@ def test_completed_early_stopped_and_failed_rows_round_trip(tmp_path):
     # A resumed study starts from the file, not from nothing.
     again = _board(tmp_path)
     assert set(again.rows) == {"a", "b", "c"}
+    assert again.rows["a"].curve("val_auc") == [0.6, 0.8, 0.7]
+    assert again.rows["a"].params == {"learning_rate": 0.01, "optimizer": "adam", "base_width": 4}
+    assert [r.trial_id for r in read_rows(tmp_path / "lb.parquet")] == ["a", "b", "c"]
+
+
+def test_a_retried_trial_starts_its_curves_over_and_counts_the_retry(tmp_path):
+    board = _board(tmp_path)
+    board.start("a", {"dropout": 0.1}, 0.0, 1.0)
+    board.result("a", {"epoch": 1, "val_auc": 0.6})
+    board.retry("a", "RayActorError: the worker died")
+    board.start("a", {"dropout": 0.1}, 0.0, 1.0)
+    assert board.rows["a"].curve("val_auc") == []
+    assert board.rows["a"].retries == 1 and "worker died" in board.rows["a"].error
+
+
+def test_non_finite_values_are_recorded_as_missing(tmp_path):
+    board = _board(tmp_path)
+    board.start("a", {}, 0.0, 1.0)
+    board.result("a", {"epoch": 1, "val_auc": float("nan"), "val_loss": float("inf")})
+    row = board.rows["a"]
+    assert row.val_auc is None and row.val_loss is None and row.best_metric is None
+    assert row.curve("val_auc") == [None]
+
+
+def _row(tid, value, reason="completed", status="TERMINATED"):
+    return TrialRow(trial_id=tid, status=status, stop_reason=reason, val_auc=value, val_loss=value)
+
+
+def test_the_winner_ran_the_full_budget_unless_none_did():
+    rows = [
+        _row("early", 0.99, "early-stopped"),
+        _row("full-a", 0.80),
+        _row("full-b", 0.85),
+        _row("failed", None, "failed", "ERROR"),
+        _row("running", 0.999, "running", "RUNNING"),
+    ]
+    assert best_trial(rows, "val_auc", "max").trial_id == "full-b"
+    assert best_trial(rows, "val_loss", "min").trial_id == "full-a"
+    # No completed trial: the best of the early-stopped ones.
+    only_early = [_row("e1", 0.7, "early-stopped"), _row("e2", 0.75, "early-stopped")]
+    assert best_trial(only_early, "val_auc", "max").trial_id == "e2"
+    # Ties go to the first trial; nothing finished with a value: no winner.
+    assert best_trial([_row("x", 0.8), _row("y", 0.8)], "val_auc", "max").trial_id == "x"
+    assert best_trial([_row("f", None, "failed", "ERROR")], "val_auc", "max") is None
+
+
+def test_stop_counts_and_columns():
+    rows = [_row("a", 0.8), _row("b", 0.7, "early-stopped"), TrialRow(trial_id="c")]
+    assert stop_counts(rows) == {"completed": 1, "early-stopped": 1, "failed": 0, "running": 1}
+    row = TrialRow(trial_id="t", params={"lr": 0.1}, val_auc=0.9)
+    assert row.column("param_lr") == 0.1 and row.column("val_auc") == 0.9
+    with pytest.raises(KeyError, match="leaderboard column must be one of"):
+        row.column("val_aux")
+
+
+def test_the_board_becomes_a_dataframe_with_the_parquet_columns(tmp_path):
+    board = _board(tmp_path)
+    board.start("a", {"learning_rate": 0.01}, 0.0, 1.0)
+    frame = board.to_pandas()
+    assert list(frame.columns) == board.schema.names
+    assert frame.loc[0, "param_learning_rate"] == 0.01

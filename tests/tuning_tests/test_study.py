@@ -1,44 +1,50 @@
-"""Real studies: Ray Tune + OptunaSearch (SQLite) + ASHA on tiny synthetic data."""
+"""Real studies through the public API: Ray Tune + OptunaSearch (SQLite) + ASHA on tiny data."""
 
 from __future__ import annotations
 
 import json
 
 import optuna
+import pandas as pd
 import pyarrow.parquet as pq
 import pytest
-import ray
 from _util import run_cli
 
-from tuning.spec import StudySpec
-from tuning.study import StudyError, run_study
+from search_spaces import get_space
+from tuning import StudyError, StudySpec, run_study
+
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _ray():
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
-
-
-def _spec(tmp_path, name, **kw):
-    defaults = dict(
-        trials=3,
-        epochs=2,
-        image_size=64,
-        space="small",
-        retrain_seeds=1,
-        n_boot=50,
-        output=str(tmp_path),
-        name=name,
-        grace_epochs=1,
+def test_the_python_api_returns_the_best_params_and_the_leaderboard(tmp_path):
+    spec = StudySpec(
+        trials=2, epochs=1, image_size=64, space="small", retrain_seeds=1, output=str(tmp_path)
     )
-    return StudySpec(**{**defaults, **kw})
+    result = run_study(spec)
+
+    assert isinstance(result.leaderboard, pd.DataFrame)
+    assert len(result.leaderboard) == 2 == result.trials
+    assert set(result.leaderboard["trial_id"]) == set(
+        pq.read_table(result.paths["leaderboard"]).column("trial_id").to_pylist()
+    )
+    # The best parameters are the retrained winner's, one value per searched parameter.
+    assert set(result.best_params) == set(get_space("small").names)
+    winner = result.leaderboard.set_index("trial_id").loc[result.best_trial]
+    for name, value in result.best_params.items():
+        assert winner[f"param_{name}"] == pytest.approx(value)
+    assert json.loads((result.run_dir / "best" / "metrics.json").read_text())["trial_id"] == (
+        result.best_trial
+    )
+    # The returned verdict is the one written to comparison.json.
+    written = json.loads(result.paths["comparison"].read_text())
+    assert written["verdict"] == result.verdict.text
+    assert written["beat_recipe"] == result.verdict.beat_recipe
+    assert result.paths["report"].name == "report.html"
 
 
-def test_smoke_study_writes_every_artifact(tmp_path):
-    outcome = run_study(_spec(tmp_path, "smoke"))
-    run = outcome.run_dir
+def test_smoke_study_writes_every_artifact(tiny_spec):
+    result = run_study(tiny_spec("smoke"))
+    run = result.run_dir
     for name in (
         "leaderboard.parquet",
         "optuna.db",
@@ -68,12 +74,25 @@ def test_smoke_study_writes_every_artifact(tmp_path):
     assert best["seeds"] == [0]
     assert 0.0 <= best["test_mean_std"]["auc"]["mean"] <= 1.0
     assert best["exported"]["test"]["ci95"]["auc"] is not None
+
+    # The verdict follows from the paired interval it quotes, in words and in the flag.
     comparison = json.loads((run / "comparison.json").read_text())
-    assert comparison["verdict"]
-    assert comparison["beat_recipe"] in (True, False, None)
+    lo, hi = comparison["paired_ci95"]
+    if lo > 0:
+        assert comparison["beat_recipe"] is True
+        assert comparison["verdict"].startswith("tuning beat the recipe")
+    elif hi < 0:
+        assert comparison["beat_recipe"] is False
+        assert comparison["verdict"].startswith("tuning did NOT beat the recipe")
+    else:
+        assert comparison["beat_recipe"] is None
+        assert comparison["verdict"].startswith("no clear winner")
+    assert f"[{lo:+.3f}, {hi:+.3f}]" in comparison["verdict"]
+    tuned = best["test_mean_std"]["auc"]["mean"]
+    assert comparison["tuned_mean"] == pytest.approx(tuned)
 
 
-def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, tiny_spec):
     space = tmp_path / "failing.yaml"
     # width_1 = 0 is an invalid model: trials that draw it fail, the others train.
     space.write_text(
@@ -82,28 +101,32 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path):
         "  dropout: {type: float, low: 0.0, high: 0.5}\n"
         "fixed:\n  optimizer: adam\n"
     )
-    outcome = run_study(_spec(tmp_path, "failing", trials=5, space=str(space), retrain_seeds=0))
-    rows = pq.read_table(outcome.leaderboard).to_pylist()
+    result = run_study(tiny_spec("failing", trials=5, space=str(space), retrain_seeds=0))
+    rows = pq.read_table(result.paths["leaderboard"]).to_pylist()
     assert len(rows) == 5
     failed = [r for r in rows if r["stop_reason"] == "failed"]
     ok = [r for r in rows if r["stop_reason"] != "failed"]
     assert failed and ok, [(r["param_width_1"], r["stop_reason"]) for r in rows]
     assert all(r["param_width_1"] == 0 for r in failed)
     assert all("width" in r["error"] for r in failed)
+    assert result.verdict is None and result.best is None  # nothing retrained
+    assert result.best_params is not None and result.best_params["width_1"] == 2
     study = optuna.load_study(
-        study_name="failing", storage=f"sqlite:///{outcome.run_dir / 'optuna.db'}"
+        study_name="failing", storage=f"sqlite:///{result.run_dir / 'optuna.db'}"
     )
     states = {t.state for t in study.trials}
     assert optuna.trial.TrialState.FAIL in states
 
 
-def test_fatal_problems_stop_before_any_trial(tmp_path):
+def test_fatal_problems_stop_before_any_trial(tmp_path, tiny_spec):
     with pytest.raises(Exception, match="does not exist"):
-        run_study(_spec(tmp_path, "nodata", data=str(tmp_path / "missing")))
+        run_study(tiny_spec("nodata", data=str(tmp_path / "missing")))
     assert not (tmp_path / "nodata").exists()
-    run_study(_spec(tmp_path, "taken", trials=1, epochs=1, retrain_seeds=0))
+    run_study(tiny_spec("taken", trials=1, epochs=1, retrain_seeds=0))
     with pytest.raises(StudyError, match="already exists"):
-        run_study(_spec(tmp_path, "taken", trials=1, epochs=1, retrain_seeds=0))
+        run_study(tiny_spec("taken", trials=1, epochs=1, retrain_seeds=0))
+    with pytest.raises(StudyError, match="resume needs the name"):
+        run_study(StudySpec(output=str(tmp_path)), resume=True)
 
 
 def test_cli_reports_bad_input_in_one_line(tmp_path):
@@ -115,5 +138,9 @@ def test_cli_reports_bad_input_in_one_line(tmp_path):
         "--address", "127.0.0.1:1", "--output", str(tmp_path), "--name", "y", "--smoke-test"
     )
     assert proc.returncode == 2
-    assert "cannot connect to the Ray cluster" in proc.stdout
+    assert "cannot connect to the Ray cluster at address '127.0.0.1:1'" in proc.stdout
     assert "Traceback" not in proc.stdout + proc.stderr
+    # A flag's rule is checked before anything heavy, and named by its flag.
+    proc = run_cli("--trials", "0", "--output", str(tmp_path))
+    assert proc.returncode == 2
+    assert "--trials: trials must be >= 1, but got 0" in proc.stdout

@@ -1,4 +1,6 @@
-"""Where a study's results live: a local folder, or a cloud URI every node can reach.
+"""The run folder: where a study's results live, and who may write there.
+
+A run lives in a local folder, or in a cloud URI every node can reach.
 
 Ray Tune needs, on a multi-node cluster, a storage path that every node can read and
 write (Ray >= 2.7). A cloud URI (`s3://`, `gs://`, `abfs://`... anything pyarrow's file
@@ -9,16 +11,21 @@ as they change, since SQLite cannot live on an object store.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+import shutil
+import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from covidxr_core.cache import cache_root
 from covidxr_core.errors import CovidxrError
+from tuning.errors import StorageError, StudyError
 
-
-class StorageError(CovidxrError):
-    """The results location cannot serve this study."""
+STUDY_FILE = "study.json"
 
 
 def is_uri(path: str) -> bool:
@@ -82,12 +89,19 @@ class RunLocation:
                     (self.local / name).write_bytes(fin.read())
 
 
-def locate(output: str, name: str, staging_root: Path | None = None) -> RunLocation:
-    """The RunLocation of run `name` under `output` (a local path or a URI)."""
+def locate(output: str, name: str | None, staging_root: Path | None = None) -> RunLocation:
+    """The RunLocation of run ``name`` under ``output`` (a local path or a URI).
+
+    Args:
+        output: A folder (``runs``, ``file:///data/runs``) or a cloud URI (``s3://b/runs``).
+        name: The run's folder name; None names it after the current time.
+        staging_root: Where a cloud run's driver files are staged (default
+            ``$COVIDXR_STAGING``, else ``runs/`` under the cache root).
+    """
+    name = name or time.strftime("%Y%m%d-%H%M%S")
     if is_uri(output):
-        root = staging_root or Path(
-            os.environ.get("COVIDXR_STAGING", Path.home() / ".cache" / "covidxr" / "runs")
-        )
+        env = os.environ.get("COVIDXR_STAGING")
+        root = staging_root or (Path(env) if env else cache_root() / "runs")
         return RunLocation(local=root / name, uri=f"{output.rstrip('/')}/{name}")
     local = output.removeprefix("file://")
     return RunLocation(local=Path(local).expanduser().resolve() / name)
@@ -130,9 +144,64 @@ def check_visible_from_all_nodes(location: RunLocation) -> None:
         marker.unlink(missing_ok=True)
     if blind:
         raise StorageError(
-            f"--output {location.local.parent} is a local folder that {len(blind)} of "
+            f"the output folder {location.local.parent} is a local folder that {len(blind)} of "
             f"{len(others) + 1} cluster nodes cannot see ({', '.join(blind)}); multi-node "
-            "Ray Tune needs results storage every node can reach. Fix: pass a cloud URI, "
-            "e.g. --output s3://BUCKET/covidxr-runs, or a shared file system (NFS/EFS) "
+            "Ray Tune needs results storage every node can reach. Fix: use a cloud URI as the "
+            "output, e.g. s3://BUCKET/covidxr-runs, or a shared file system (NFS/EFS) "
             "mounted at the same path on every node."
         )
+
+
+@contextlib.contextmanager
+def claim(run_dir: Path, resume: bool) -> Iterator[Path]:
+    """Creates the run folder (or re-opens it to resume) and holds a lock while running.
+
+    Two runs with the same name never write into the same folder: a new run fails if the
+    folder exists, and a second process resuming it fails while the first holds the lock.
+    A fatal problem found before any trial ran leaves no half-made folder behind, so the
+    same command works once the problem is fixed.
+
+    Raises:
+        StudyError: the folder exists (new run), holds no study (resume) or is locked.
+    """
+    if resume:
+        if not (run_dir / STUDY_FILE).exists():
+            raise StudyError(f"resume: {run_dir} holds no study to resume (no {STUDY_FILE})")
+    else:
+        run_dir.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            run_dir.mkdir()
+        except FileExistsError:
+            raise taken(run_dir) from None
+    lock = open(run_dir / ".lock", "w")  # noqa: SIM115 - held for the whole study
+    try:
+        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        lock.close()
+        raise StudyError(f"{run_dir} is in use by another running study") from None
+    try:
+        yield run_dir
+    except CovidxrError:
+        if not resume and not (run_dir / "leaderboard.parquet").exists():
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
+    finally:
+        fcntl.flock(lock, fcntl.LOCK_UN)
+        lock.close()
+
+
+def taken(run_dir: Path) -> StudyError:
+    """The error for a new run whose folder already exists."""
+    return StudyError(f"run folder {run_dir} already exists: resume it, or choose another name")
+
+
+__all__ = [
+    "STUDY_FILE",
+    "RunLocation",
+    "StorageError",
+    "check_visible_from_all_nodes",
+    "claim",
+    "is_uri",
+    "locate",
+    "taken",
+]

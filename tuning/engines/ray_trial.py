@@ -2,8 +2,9 @@
 
 The data set arrives through Ray's object store (`tune.with_parameters`), so a trial never
 opens an image file and every trial on a node maps the same read-only arrays. Worker
-processes are reused between trials (`reuse_actors`), so imports and backend set-up are
-paid once per worker, not once per trial.
+processes are reused between trials (``reuse_actors``), so imports and backend set-up are
+paid once per worker, not once per trial. The sampled values become a typed
+`TrainConfig` here, once, where the trial starts.
 """
 
 from __future__ import annotations
@@ -14,16 +15,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from covidxr_core.errors import CovidxrError
+from tuning.errors import TrialFailed
+from tuning.failures import classify, timeout
 
-# A trial that fails for a reason that will not change on retry (a diverging loss, an
-# invalid configuration) leaves this file in its folder; a retry re-raises at once
-# instead of training again. Retries stay for what can change: a dead node or worker.
+# A trial that fails for a reason that will not change on retry (see tuning.failures)
+# leaves this file in its folder; a retry re-raises at once instead of training again.
+# Retries stay for what can change: a dead node or worker.
 FAILURE_MARKER = "deterministic_failure.txt"
-
-
-class TrialFailed(CovidxrError):
-    """A trial failed in a way a retry cannot fix; the message says why."""
 
 
 def _watchdog(limit_s: float, marker: Path, done: threading.Event) -> None:
@@ -35,7 +33,7 @@ def _watchdog(limit_s: float, marker: Path, done: threading.Event) -> None:
     """
     if not done.wait(limit_s):
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"TrialTimeout: the trial ran longer than its {limit_s:g}s limit")
+        marker.write_text(timeout(limit_s).message)
         os._exit(3)
 
 
@@ -45,11 +43,11 @@ def run_trial(
     """Ray Tune function trainable: train one configuration, report every epoch.
 
     Args:
-        config: the sampled hyperparameters, by name.
-        data: the decoded `Dataset` (from the object store).
-        base: the `TrainConfig` the sampled values are applied to.
-        space: the `SearchSpace` that maps names to config fields.
-        time_limit_s: wall-clock limit of the trial; past it the worker is ended and the
+        config: The sampled hyperparameters, by name.
+        data: The decoded `Dataset` (from the object store).
+        base: The `TrainConfig` the sampled values are applied to.
+        space: The `SearchSpace` that maps names to config fields.
+        time_limit_s: Wall-clock limit of the trial; past it the worker is ended and the
             trial recorded as failed with the reason.
     """
     import ray
@@ -58,7 +56,7 @@ def run_trial(
     from covidxr_core._backend import configure_backend
 
     configure_backend()
-    from covidxr_core.train import TrainingDiverged, train
+    from covidxr_core.train import train
 
     started = time.perf_counter()
     trial_dir = Path(tune.get_context().get_trial_dir())
@@ -92,17 +90,15 @@ def run_trial(
     try:
         train_config = space.apply(config, base)
         train(train_config, data, callbacks=[report], evaluate_test=False, n_boot=0)
-    except (CovidxrError, TrainingDiverged) as exc:
-        marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.write_text(f"{type(exc).__name__}: {exc}")
-        raise TrialFailed(f"{type(exc).__name__}: {exc}") from exc
     except Exception as exc:
-        # Out-of-memory errors come from the backend under many names; they are as
-        # deterministic as a bad config for the same trial on the same hardware.
-        if "resourceexhausted" in type(exc).__name__.lower() or "out of memory" in str(exc).lower():
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(f"out of memory: {exc}")
-            raise TrialFailed(f"out of memory: {str(exc)[:500]}") from exc
-        raise
+        failure = classify(exc)
+        if failure.retry:
+            raise
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(failure.message)
+        raise TrialFailed(failure.message) from exc
     finally:
         done.set()
+
+
+__all__ = ["FAILURE_MARKER", "run_trial"]

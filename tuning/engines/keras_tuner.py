@@ -1,8 +1,9 @@
-"""The search through KerasTuner: the same space, data and training path, on this machine.
+"""The KerasTuner engine: the same space, data and training path, in this process.
 
-`run_search` here has the signature of `tuning._search.run_search` and fills the same
-Leaderboard, so everything after the search (retrain, baseline, summary, report) runs
-unchanged whichever engine found the winner.
+`KerasTunerEngine` implements the `tuning.engines.Engine` protocol and fills the same
+`Leaderboard` as the Ray engine, so everything after the search (retrain, baseline,
+summary, report) runs unchanged whichever engine found the winner. It needs no Ray: trials
+and the retrain's seeds train here, one after another.
 
 How KerasTuner's pieces map onto ours:
 
@@ -27,8 +28,9 @@ How KerasTuner's pieces map onto ours:
 * **Trial cap.** Every trained model is one trial, so ``--trials`` caps the number of
   models for all three tuners. Hyperband iterates over its brackets until that cap (or
   the time budget) is reached, so a small cap ends it inside its first brackets.
-* **Failures.** An invalid configuration or a diverging loss (`ConfigError`,
-  `TrainingDiverged`, running out of memory) is KerasTuner's `FailedTrialError`: the trial
+* **Failures.** What `tuning.failures.classify` calls deterministic (an invalid
+  configuration, a diverging loss, running out of memory) is KerasTuner's
+  `FailedTrialError`: the trial
   is recorded as "failed" with its error and the search goes on, however many fail in a
   row, as with Ray. A broken data set (`DataError`) is a `FatalError`: every trial would
   hit it, so the search stops.
@@ -47,12 +49,10 @@ KerasTuner's own state (trials, oracle, a weights checkpoint per trial) lives in
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import time
+from collections.abc import Callable, Sequence
 from typing import Any
-
-from rich.console import Console
 
 from covidxr_core._backend import configure_backend
 
@@ -62,16 +62,20 @@ import keras  # noqa: E402
 
 from covidxr_core.errors import ConfigError, CovidxrError  # noqa: E402
 from search_spaces import Param, SearchSpace  # noqa: E402
-from tuning._leaderboard import Leaderboard  # noqa: E402
-from tuning._progress import ProgressCallback  # noqa: E402
+from tuning.engines import SearchJob  # noqa: E402
+from tuning.errors import StudyError  # noqa: E402
+from tuning.failures import classify, error_line  # noqa: E402
+from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard  # noqa: E402
+from tuning.objective import best  # noqa: E402
+from tuning.progress import StudyObserver  # noqa: E402
+from tuning.runfolder import RunLocation  # noqa: E402
 from tuning.spec import StudySpec  # noqa: E402
-from tuning._storage import RunLocation  # noqa: E402
 
 try:
     import keras_tuner
 except ImportError as exc:  # pragma: no cover - a declared dependency
     raise ConfigError(
-        "--engine keras-tuner needs the keras-tuner package: pip install keras-tuner==1.4.8"
+        "the keras-tuner engine needs the keras-tuner package: pip install keras-tuner==1.4.8"
     ) from exc
 
 TUNER_DIR = "keras_tuner"
@@ -113,12 +117,6 @@ def declare(hp: keras_tuner.HyperParameters, param: Param) -> Any:
     return hp.Float(param.name, param.low, param.high, sampling=sampling)
 
 
-def _error_line(message: str | None) -> str:
-    """The last exception line of KerasTuner's traceback text, like `read_error` for Ray."""
-    lines = [ln.strip() for ln in (message or "").splitlines() if ln.strip()]
-    return (lines or ["trial failed"])[-1][:2000]
-
-
 class _Recorder:
     """Keeps the Leaderboard, the progress display and the time budget in step with trials.
 
@@ -129,12 +127,12 @@ class _Recorder:
     def __init__(
         self,
         board: Leaderboard,
-        progress: ProgressCallback,
+        observer: StudyObserver,
         location: RunLocation,
         budget_s: float | None,
     ) -> None:
         self.board = board
-        self.progress = progress
+        self.observer = observer
         self.location = location
         self.budget_s = budget_s
         self.started = time.monotonic()
@@ -147,13 +145,15 @@ class _Recorder:
 
     def _save(self) -> None:
         self.board.save()
-        self.location.push("leaderboard.parquet")
+        self.location.push(LEADERBOARD_FILE)
 
     def begin(self, trial_id: str, values: dict[str, Any]) -> None:
         self.trial_id, self.error, self._train_s = trial_id, None, 0.0
         self.board.start(trial_id, values, gpus=0.0, cpus=float(os.cpu_count() or 1))
-        self.board.row(trial_id).update(node_id=NODE_ID, pid=os.getpid())
+        row = self.board.row(trial_id)
+        row.node_id, row.pid = NODE_ID, os.getpid()
         self._save()
+        self.observer.trial_event(self.board, trial_id, "started")
 
     def epoch(self, epoch: int, metrics: dict[str, float]) -> None:
         assert self.trial_id is not None
@@ -168,16 +168,16 @@ class _Recorder:
                 "pid": os.getpid(),
             },
         )
-        self.progress.on_step_begin(0, [])  # a throttled redraw
+        self.observer.trial_event(self.board, self.trial_id, "epoch")
 
     def end(self, trial_id: str, failed_message: str | None) -> None:
         error = None
         if failed_message is not None:
-            error = self.error or _error_line(failed_message)
+            error = self.error or error_line(failed_message)
         self.board.finish(trial_id, error=error)
         self._save()
         self.trial_id = None
-        self.progress.on_trial_complete(0, [], None)  # a forced redraw
+        self.observer.trial_event(self.board, trial_id, "failed" if error else "completed")
 
 
 class SpaceHyperModel(keras_tuner.HyperModel):
@@ -278,20 +278,16 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         except _BudgetSpent:
             if not history[self.recorder.board.metric]:
                 raise  # nothing in time: this trial has no result and the search ends
-        except (ConfigError, TrainingDiverged) as exc:
-            raise self._fail(exc) from exc
-        except CovidxrError as exc:
-            self.recorder.error = f"{type(exc).__name__}: {exc}"[:2000]
-            raise keras_tuner.errors.FatalError(self.recorder.error) from exc
         except Exception as exc:
-            # Out-of-memory errors come from the backend under many names; for one
-            # configuration on one machine they are as certain as a bad config.
-            if (
-                "resourceexhausted" in type(exc).__name__.lower()
-                or "out of memory" in str(exc).lower()
+            if isinstance(exc, CovidxrError) and not isinstance(
+                exc, ConfigError | TrainingDiverged
             ):
-                raise self._fail(exc) from exc
-            raise
+                # A data set that cannot be trained on fails every trial: stop the search.
+                self.recorder.error = f"{type(exc).__name__}: {exc}"[:2000]
+                raise keras_tuner.errors.FatalError(self.recorder.error) from exc
+            if classify(exc).retry:
+                raise
+            raise self._fail(exc) from exc
 
         out = keras.callbacks.History()
         out.history = history
@@ -307,8 +303,8 @@ class SpaceHyperModel(keras_tuner.HyperModel):
 
 def _best_epoch(values: list[float], mode: str) -> int:
     """Index of the best finite value (the first epoch when none is finite)."""
-    finite = [(v if mode == "max" else -v, -i) for i, v in enumerate(values) if math.isfinite(v)]
-    return -max(finite)[1] if finite else 0
+    index = best(range(len(values)), lambda i: values[i], mode)
+    return index if index is not None else 0
 
 
 _TUNERS = {
@@ -358,76 +354,86 @@ def _tuner_class(name: str) -> type:
     return Tuner
 
 
-def run_search(
-    spec: StudySpec,
-    space: SearchSpace,
-    data: Any,
-    base: Any,
-    location: RunLocation,
-    resume: bool,
-    console: Console,
-) -> Leaderboard:
-    """Runs (or resumes) the trials with KerasTuner; returns the leaderboard, saved as Parquet.
+class KerasTunerEngine:
+    """KerasTuner in this process: no cluster, no object store, no retries."""
 
-    Args:
-        spec: The study; ``tuner``, ``trials``, ``epochs``, ``metric``, ``seed`` and
-            ``time_budget_s`` shape this search.
-        space: The search space.
-        data: The decoded data set.
-        base: The `TrainConfig` each trial's values are applied to.
-        location: The run folder (and its mirror, if any).
-        resume: Continue KerasTuner's saved state instead of starting over.
-        console: Where the live progress goes.
+    name = "keras-tuner"
 
-    Returns:
-        The filled leaderboard, as `tuning._search.run_search` returns it.
-    """
-    run_dir = location.local
-    board = Leaderboard(run_dir / "leaderboard.parquet", space, spec.metric, spec.mode, spec.epochs)
-    progress = ProgressCallback(board, spec.trials, console)
-    recorder = _Recorder(board, progress, location, spec.time_budget_s)
-    hypermodel = SpaceHyperModel(space, base, data, recorder)
-    objective = keras_tuner.Objective(spec.metric, direction=spec.mode)
-    common: dict[str, Any] = dict(
-        objective=objective,
-        seed=spec.seed,
-        directory=str(run_dir / TUNER_DIR),
-        project_name=PROJECT,
-        overwrite=not resume,
-        # A failure is recorded and the search goes on, as with Ray: never stop on a streak.
-        max_consecutive_failed_trials=spec.trials + 1,
-    )
-    if spec.tuner == "hyperband":
-        # hyperband_iterations=None repeats the brackets until the trial cap stops them.
-        common.update(max_epochs=spec.epochs, factor=3, hyperband_iterations=None)
-    else:
-        common.update(max_trials=spec.trials)
-    tuner = _tuner_class(spec.tuner)(hypermodel, **common)
-    tuner.recorder = recorder
-    tuner.max_models = spec.trials
-    if resume:
-        console.print(f"[bold]resuming[/] {run_dir / TUNER_DIR / PROJECT}")
+    def start(self, spec: StudySpec) -> None:
+        """Nothing to start: trials train in this process."""
 
-    started = time.monotonic()
-    recorder.started = started
-    try:
-        tuner.search(verbose=0)
-    except _BudgetSpent:
-        if recorder.trial_id is not None:  # cut before its first epoch: no result, no error
-            recorder.end(recorder.trial_id, None)
-    except keras_tuner.errors.FatalError as exc:
-        from tuning.study import StudyError
+    def share(self, data: Any) -> Any:
+        return data
 
-        if recorder.trial_id is not None:
-            recorder.end(recorder.trial_id, recorder.error or str(exc))
-        raise StudyError(f"KerasTuner stopped the search: {recorder.error or exc}") from exc
-    finally:
-        # An interrupted trial stays "running" in the leaderboard: --resume reruns it.
-        board.search_wall_s = time.monotonic() - started
-        progress.close()
-        board.save()
-        location.push("leaderboard.parquet")
-    return board
+    def check_storage(self, location: RunLocation) -> None:
+        """This process writes every file itself."""
+
+    def run_jobs(
+        self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], data: Any, spec: StudySpec
+    ) -> list[Any]:
+        return [fn(*call, data) for call in calls]
+
+    def hardware(self) -> dict[str, float]:
+        return {"nodes": 1, "cpus": float(os.cpu_count() or 1), "gpus": float(len(_gpus()))}
+
+    def stop(self) -> None:
+        """Nothing was started."""
+
+    def search(self, job: SearchJob) -> Leaderboard:
+        """Runs (or resumes) the trials with KerasTuner; returns the leaderboard, saved as Parquet.
+
+        ``spec.tuner``, ``trials``, ``epochs``, ``metric``, ``seed`` and ``time_budget_s``
+        shape this search; ``resume`` continues KerasTuner's saved state.
+        """
+        spec, space, data, base, location = job.spec, job.space, job.data, job.base, job.location
+        run_dir = location.local
+        board = Leaderboard(run_dir / LEADERBOARD_FILE, space, spec.metric, spec.mode, spec.epochs)
+        recorder = _Recorder(board, job.observer, location, spec.time_budget_s)
+        hypermodel = SpaceHyperModel(space, base, data, recorder)
+        objective = keras_tuner.Objective(spec.metric, direction=spec.mode)
+        common: dict[str, Any] = dict(
+            objective=objective,
+            seed=spec.seed,
+            directory=str(run_dir / TUNER_DIR),
+            project_name=PROJECT,
+            overwrite=not job.resume,
+            # A failure is recorded and the search goes on, as with Ray: never stop on a streak.
+            max_consecutive_failed_trials=spec.trials + 1,
+        )
+        if spec.tuner == "hyperband":
+            # hyperband_iterations=None repeats the brackets until the trial cap stops them.
+            common.update(max_epochs=spec.epochs, factor=3, hyperband_iterations=None)
+        else:
+            common.update(max_trials=spec.trials)
+        tuner = _tuner_class(spec.tuner)(hypermodel, **common)
+        tuner.recorder = recorder
+        tuner.max_models = spec.trials
+        if job.resume:
+            job.observer.note("resuming", str(run_dir / TUNER_DIR / PROJECT))
+
+        job.observer.search_started(board, spec.trials)
+        started = time.monotonic()
+        recorder.started = started
+        try:
+            tuner.search(verbose=0)
+        except _BudgetSpent:
+            if recorder.trial_id is not None:  # cut before its first epoch: no result, no error
+                recorder.end(recorder.trial_id, None)
+        except keras_tuner.errors.FatalError as exc:
+            if recorder.trial_id is not None:
+                recorder.end(recorder.trial_id, recorder.error or str(exc))
+            raise StudyError(f"KerasTuner stopped the search: {recorder.error or exc}") from exc
+        finally:
+            # An interrupted trial stays "running" in the leaderboard: resume reruns it.
+            board.search_wall_s = time.monotonic() - started
+            job.observer.search_ended(board)
+            board.save()
+            location.push(LEADERBOARD_FILE)
+        return board
 
 
-__all__ = ["SpaceHyperModel", "declare", "run_search"]
+def _gpus() -> list[str]:
+    return list(keras.distribution.list_devices("gpu"))
+
+
+__all__ = ["KerasTunerEngine", "SpaceHyperModel", "declare"]

@@ -1,0 +1,264 @@
+"""The Ray engine: Ray Tune's Tuner with Optuna's TPE and ASHA, on one machine or a cluster.
+
+The decoded data set goes into Ray's object store once per study (`share`); the search's
+trials and the retrain's tasks all read that one copy.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from tuning.engines import SearchJob
+from tuning.errors import StudyError
+from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard
+from tuning.runfolder import RunLocation, check_visible_from_all_nodes
+from tuning.spec import StudySpec
+
+# Ray reads these when it is imported: checkpoint the experiment at every step (cheap at
+# this scale) so a killed driver loses no finished trial, and keep its banners quiet.
+os.environ.setdefault("TUNE_GLOBAL_CHECKPOINT_S", "0")
+os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+os.environ.setdefault("RAY_DEDUP_LOGS", "0")
+
+TUNE_DIR = "tune"
+OPTUNA_FILE = "optuna.db"
+DEFAULT_GPU_FRACTION = 0.25  # trials per GPU: 4, when the cluster has GPUs
+
+
+def optuna_storage_url(run_dir: Path) -> str:
+    """The SQLite URL of a run's Optuna study (what optuna-dashboard opens)."""
+    return f"sqlite:///{run_dir / OPTUNA_FILE}"
+
+
+def check_reachable(address: str, timeout_s: float = 5.0) -> None:
+    """Fails fast on a host:port nobody answers at; Ray itself would retry for minutes.
+
+    Raises:
+        StudyError: nothing listens at ``address``.
+    """
+    target = address.removeprefix("ray://")
+    if target == "auto" or ":" not in target:
+        return
+    host, _, port = target.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=timeout_s):
+            pass
+    except (OSError, ValueError) as exc:
+        raise StudyError(
+            f"cannot connect to the Ray cluster at address {address!r}: {exc}. "
+            "Is the head node up (`ray status`), and is the port right (default 6379)?"
+        ) from None
+
+
+class RayTuneEngine:
+    """Ray Tune + OptunaSearch (TPE, study in ``optuna.db``) + ASHA."""
+
+    name = "ray"
+
+    def __init__(self) -> None:
+        self._started_ray = False
+        self._gpus: float | None = None
+
+    # ---------------------------------------------------------------- cluster
+
+    def start(self, spec: StudySpec) -> None:
+        import ray
+
+        if not spec.verbose:
+            # Ray announces its (on by default) token authentication on every local start.
+            logging.getLogger("ray._private.authentication").setLevel(logging.ERROR)
+            # "Trials did not complete: [...]": the progress display and leaderboard say which.
+            logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
+        if ray.is_initialized():  # a caller (a notebook, a test) brought its own Ray
+            self._gpus = self._gpu_fraction(spec)
+            return
+        env = {
+            k: os.environ[k]
+            for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COVIDXR_CACHE")
+            if k in os.environ
+        }
+        env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        # A worker is reused for the next trial only if the stopped trial's thread ends
+        # within this many seconds (Ray's default: 2). Unwinding Keras after ASHA's stop can
+        # take longer on a busy machine, and a fresh worker costs far more than waiting.
+        env.setdefault("TUNE_FUNCTION_THREAD_TIMEOUT_S", "30")
+        kwargs: dict[str, Any] = dict(
+            log_to_driver=spec.verbose,
+            logging_level=logging.INFO if spec.verbose else logging.WARNING,
+            runtime_env={"env_vars": env},
+        )
+        if spec.address:
+            check_reachable(spec.address)
+            try:
+                ray.init(address=spec.address, **kwargs)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise StudyError(
+                    f"cannot connect to the Ray cluster at address {spec.address!r}: {exc}. "
+                    "Is the head node up (`ray status`)?"
+                ) from None
+        else:
+            # A private local instance: a bare ray.init() would join any cluster another
+            # process started on this machine (`ray start`, a test's cluster) and die with
+            # it. The dashboard, if installed, answers on this machine only.
+            try:
+                ray.init(
+                    address="local",
+                    dashboard_host="127.0.0.1",
+                    include_dashboard=False,
+                    **kwargs,
+                )
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise StudyError(f"could not start a local Ray instance: {exc}") from None
+        self._started_ray = True
+        self._gpus = self._gpu_fraction(spec)
+
+    @staticmethod
+    def _gpu_fraction(spec: StudySpec) -> float:
+        if spec.gpus_per_trial is not None:
+            return spec.gpus_per_trial
+        import ray
+
+        return DEFAULT_GPU_FRACTION if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+    @property
+    def gpus_per_trial(self) -> float:
+        assert self._gpus is not None, "start() first"
+        return self._gpus
+
+    def share(self, data: Any) -> Any:
+        import ray
+
+        return ray.put(data)
+
+    def check_storage(self, location: RunLocation) -> None:
+        check_visible_from_all_nodes(location)
+
+    def hardware(self) -> dict[str, float]:
+        import ray
+
+        resources = ray.cluster_resources()
+        return {
+            "nodes": len([n for n in ray.nodes() if n.get("Alive")]),
+            "cpus": resources.get("CPU", 0),
+            "gpus": resources.get("GPU", 0),
+        }
+
+    def stop(self) -> None:
+        if self._started_ray:
+            import ray
+
+            ray.shutdown()
+            self._started_ray = False
+
+    # ---------------------------------------------------------------- work
+
+    def run_jobs(
+        self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], data: Any, spec: StudySpec
+    ) -> list[Any]:
+        """Each call as a Ray task with the trial's resources, retried once if a worker dies."""
+        import ray
+
+        remote = ray.remote(fn).options(
+            num_cpus=spec.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1
+        )
+        return list(ray.get([remote.remote(*call, data) for call in calls]))
+
+    def search(self, job: SearchJob) -> Leaderboard:
+        import optuna
+        from ray import tune
+        from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.search import ConcurrencyLimiter
+        from ray.tune.search.optuna import OptunaSearch
+
+        from tuning.engines.ray_callbacks import LeaderboardCallback
+        from tuning.engines.ray_trial import run_trial
+
+        spec, location = job.spec, job.location
+        run_dir = location.local
+        board = Leaderboard(
+            run_dir / LEADERBOARD_FILE, job.space, spec.metric, spec.mode, spec.epochs
+        )
+        callbacks = [
+            LeaderboardCallback(
+                board,
+                self.gpus_per_trial,
+                spec.cpus_per_trial,
+                on_save=lambda: location.push(LEADERBOARD_FILE, OPTUNA_FILE),
+                observer=job.observer,
+            )
+        ]
+        trainable = tune.with_resources(
+            tune.with_parameters(
+                run_trial,
+                data=job.data,
+                base=job.base,
+                space=job.space,
+                time_limit_s=spec.trial_timeout_s,
+            ),
+            {"cpu": spec.cpus_per_trial, "gpu": self.gpus_per_trial},
+        )
+        tune_path = f"{location.tune_storage}/{TUNE_DIR}"
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        if job.resume and tune.Tuner.can_restore(tune_path):
+            job.observer.note("resuming", tune_path)
+            tuner = tune.Tuner.restore(
+                tune_path, trainable=trainable, resume_unfinished=True, resume_errored=False
+            )
+            # Ray pickles the RunConfig with the study; the live callbacks replace its copies.
+            tuner._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
+        else:
+            searcher: Any = OptunaSearch(
+                space=job.space.to_optuna(),
+                metric=spec.metric,
+                mode=spec.mode,
+                sampler=optuna.samplers.TPESampler(seed=spec.seed),
+                storage=optuna.storages.RDBStorage(optuna_storage_url(run_dir)),
+                study_name=run_dir.name,
+            )
+            if spec.max_concurrent:
+                searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
+            scheduler = ASHAScheduler(
+                time_attr="training_iteration",
+                max_t=spec.epochs,
+                grace_period=max(1, min(spec.grace_epochs, spec.epochs)),
+                reduction_factor=3,
+            )
+            tuner = tune.Tuner(
+                trainable,
+                tune_config=tune.TuneConfig(
+                    metric=spec.metric,
+                    mode=spec.mode,
+                    search_alg=searcher,
+                    scheduler=scheduler,
+                    num_samples=spec.trials,
+                    reuse_actors=True,
+                    max_concurrent_trials=spec.max_concurrent,
+                    time_budget_s=spec.time_budget_s,
+                ),
+                run_config=tune.RunConfig(
+                    name=TUNE_DIR,
+                    storage_path=location.tune_storage,
+                    verbose=2 if spec.verbose else 0,
+                    callbacks=callbacks,
+                    failure_config=tune.FailureConfig(max_failures=spec.max_failures),
+                    checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                ),
+            )
+        job.observer.search_started(board, spec.trials)
+        started = time.monotonic()
+        try:
+            tuner.fit()
+        finally:
+            board.search_wall_s = time.monotonic() - started
+            job.observer.search_ended(board)
+            board.save()
+        return board
+
+
+__all__ = ["OPTUNA_FILE", "TUNE_DIR", "RayTuneEngine", "check_reachable", "optuna_storage_url"]

@@ -1,0 +1,248 @@
+"""After the search: retrain the winner and the recipe baseline with several seeds.
+
+Protocol (said in every metrics file): each seed trains on the train split for the full
+epoch budget, with no early stopping and no checkpoint selection; the validation split is
+only measured, and the test split is touched once per model, at the end. Of each role's
+seeds, the one with the best *validation* score is exported, never one picked on test.
+The seeds run where the engine runs work (Ray tasks, or this process), reading the data
+set the engine already holds.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from covidxr_core import atomic
+from covidxr_core.jsonsafe import dumps, jsonable
+from tuning.leaderboard import Leaderboard, TrialRow
+from tuning.objective import best, direction
+from tuning.results import HEADLINE, MeanStd, Metrics, RoleSummary
+
+if TYPE_CHECKING:
+    from search_spaces import SearchSpace
+    from tuning.engines import Engine
+    from tuning.progress import StudyObserver
+    from tuning.spec import StudySpec
+
+PROTOCOL = (
+    "each seed trains on the train split for the full epoch budget (no early stopping); "
+    "validation is measured, not used for selection within a run; test is evaluated once "
+    "per model; the exported model is the seed with the best validation score"
+)
+ROLES = ("best", "baseline")
+BASELINE_PRESET = "seed"  # the recipe as published
+
+
+@dataclass(frozen=True)
+class SeedRun:
+    """One retrained seed: its metrics, test probabilities and the saved model's bytes."""
+
+    seed: int
+    validation: dict[str, Any]
+    test: dict[str, Any] | None
+    history: list[dict[str, float]]
+    wall_s: float
+    fit_s: float
+    test_probs: np.ndarray
+    test_labels: np.ndarray
+    model_bytes: bytes
+
+
+def train_seed(train_config: Any, n_boot: int, data: Any) -> SeedRun:
+    """Trains one seed (on whatever worker the engine chose) and returns its `SeedRun`."""
+    from covidxr_core._backend import configure_backend
+
+    configure_backend()
+    from covidxr_core.train import train
+
+    result = train(train_config, data, evaluate_test=True, n_boot=n_boot)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "model.keras"
+        result.model.save(path)
+        model_bytes = path.read_bytes()
+    test_split = data.splits["test"]
+    probs = result.model.predict(test_split.images, batch_size=64, verbose=0)
+    return SeedRun(
+        seed=train_config.seed,
+        validation=result.validation,
+        test=result.test,
+        history=result.history,
+        wall_s=result.wall_s,
+        fit_s=result.fit_s,
+        test_probs=np.asarray(probs, dtype=np.float64),
+        test_labels=np.asarray(test_split.labels),
+        model_bytes=model_bytes,
+    )
+
+
+def mean_std(runs: Sequence[SeedRun], split: str) -> dict[str, MeanStd]:
+    """Mean and sample standard deviation of each headline metric over seeds."""
+    out: dict[str, MeanStd] = {}
+    for name in HEADLINE:
+        values = []
+        for run in runs:
+            metrics = run.validation if split == "validation" else run.test
+            if metrics and metrics.get(name) is not None:
+                values.append(float(metrics[name]))
+        out[name] = MeanStd.of(values)
+    return out
+
+
+def pick_exported(runs: Sequence[SeedRun], metric: str) -> SeedRun:
+    """The seed with the best validation score by the study's metric (the first on ties,
+    the first seed when no seed has a value)."""
+    key = metric.removeprefix("val_")
+    chosen = best(runs, lambda r: r.validation.get(key), direction(metric))
+    return chosen if chosen is not None else runs[0]
+
+
+def write_role(
+    out_dir: Path,
+    role: str,
+    train_config: Any,
+    runs: Sequence[SeedRun],
+    metric: str,
+    extra: dict[str, Any],
+    winner: TrialRow | None = None,
+) -> RoleSummary:
+    """Writes ``OUT/{model.keras, config.yaml, metrics.json, test_probs.npy, test_labels.npy}``."""
+    import yaml
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    exported = pick_exported(runs, metric)
+    atomic.write_bytes(out_dir / "model.keras", exported.model_bytes)
+    config_dict = dataclasses.asdict(train_config)
+    config_dict.pop("seed", None)
+    atomic.write_text(
+        out_dir / "config.yaml", yaml.safe_dump(jsonable(config_dict), sort_keys=False)
+    )
+    summary = RoleSummary(
+        role=role,
+        protocol=PROTOCOL,
+        seeds=tuple(r.seed for r in runs),
+        exported_seed=exported.seed,
+        test_mean_std=mean_std(runs, "test"),
+        validation_mean_std=mean_std(runs, "validation"),
+        exported_validation=Metrics.from_dict(jsonable(exported.validation)),
+        exported_test=Metrics.from_dict(jsonable(exported.test)),
+        per_seed=tuple(
+            jsonable(
+                {
+                    "seed": r.seed,
+                    "validation": r.validation,
+                    "test": r.test,
+                    "history": r.history,
+                    "wall_s": r.wall_s,
+                    "fit_s": r.fit_s,
+                }
+            )
+            for r in runs
+        ),
+        trial_id=winner.trial_id if winner is not None else None,
+        params=dict(winner.params) if winner is not None else {},
+        extra=extra,
+    )
+    atomic.write_text(out_dir / "metrics.json", dumps(summary.to_dict()))
+    with atomic.replacing(out_dir / "test_probs.npy") as tmp:
+        np.save(tmp, exported.test_probs)
+    with atomic.replacing(out_dir / "test_labels.npy") as tmp:
+        np.save(tmp, exported.test_labels)
+    return summary
+
+
+@dataclass(frozen=True)
+class Retrained:
+    """The retrain's outcome: the winner row and both roles' summaries and test scores."""
+
+    winner: TrialRow
+    best: RoleSummary
+    baseline: RoleSummary
+    best_probs: np.ndarray
+    baseline_probs: np.ndarray
+
+
+def retrain(
+    spec: StudySpec,
+    space: SearchSpace,
+    base: Any,
+    board: Leaderboard,
+    run_dir: Path,
+    engine: Engine,
+    shared_data: Any,
+    observer: StudyObserver,
+) -> Retrained | None:
+    """Retrains the search's winner and the recipe with ``spec.retrain_seeds`` seeds each.
+
+    Args:
+        spec: The study.
+        space: Its search space (maps the winner's values onto ``base``).
+        base: The recipe's `TrainConfig`: the baseline, and what the winner changes.
+        board: The finished search.
+        run_dir: Where ``best/`` and ``baseline/`` are written.
+        engine: Runs the seeds, on the data it already holds (``shared_data``).
+        shared_data: What ``engine.share`` returned.
+        observer: Told what is retrained.
+
+    Returns:
+        None when no trial finished with a value (nothing to retrain).
+    """
+    winner = board.winner()
+    if winner is None:
+        observer.warning("no trial finished: nothing to retrain")
+        return None
+    best_config = space.apply(winner.params, base)
+    seeds = [spec.seed + i for i in range(spec.retrain_seeds)]
+    observer.note(
+        "retraining",
+        f"trial {winner.trial_id} ({spec.metric} {winner.column(spec.metric):.4f}) and the "
+        f"recipe baseline with seeds {seeds}, {spec.epochs} epochs each",
+    )
+    configs = {"best": best_config, "baseline": base}
+    calls = [
+        (dataclasses.replace(configs[role], seed=s), spec.n_boot) for role in ROLES for s in seeds
+    ]
+    results = engine.run_jobs(train_seed, calls, shared_data, spec)
+    runs = {role: results[i * len(seeds) : (i + 1) * len(seeds)] for i, role in enumerate(ROLES)}
+    common = {
+        "budget_epochs": spec.epochs,
+        "image_size": spec.image_size,
+        "channels": spec.channels,
+    }
+    best_summary = write_role(
+        run_dir / "best", "best", best_config, runs["best"], spec.metric, common, winner
+    )
+    baseline_summary = write_role(
+        run_dir / "baseline",
+        "baseline",
+        base,
+        runs["baseline"],
+        spec.metric,
+        {**common, "preset": BASELINE_PRESET},
+    )
+    return Retrained(
+        winner,
+        best_summary,
+        baseline_summary,
+        pick_exported(runs["best"], spec.metric).test_probs,
+        pick_exported(runs["baseline"], spec.metric).test_probs,
+    )
+
+
+__all__ = [
+    "PROTOCOL",
+    "ROLES",
+    "Retrained",
+    "SeedRun",
+    "mean_std",
+    "pick_exported",
+    "retrain",
+    "train_seed",
+    "write_role",
+]
