@@ -101,10 +101,8 @@ def study(
     gpus_per_trial: float,
     precision: str,
 ) -> dict:
-    import pyarrow.parquet as pq
 
-    from tuning.spec import StudySpec
-    from tuning.study import run_study
+    from tuning import StudySpec, run_study
 
     spec = StudySpec(
         trials=trials,
@@ -120,7 +118,7 @@ def study(
         cpus_per_trial=1,
     )
     outcome = run_study(spec)
-    rows = pq.read_table(outcome.leaderboard).to_pylist()
+    rows = outcome.leaderboard.to_dict("records")
     overhead = [r["wall_s"] - r["train_s"] for r in rows if r["wall_s"] and r["train_s"]]
     summary = json.loads((outcome.run_dir / "summary.json").read_text())
     return {

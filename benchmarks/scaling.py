@@ -72,7 +72,8 @@ def run_size(
     from ray.tune.search.optuna import OptunaSearch
 
     from search_spaces import get_space
-    from tuning._leaderboard import Leaderboard, LeaderboardCallback
+    from tuning.engines.ray_callbacks import LeaderboardCallback
+    from tuning.leaderboard import Leaderboard
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
     for _ in range(nodes):
@@ -150,7 +151,7 @@ def run_size(
         # Steady state: from the end of the first wave (every slot has a warm worker) to
         # the last finish. On this machine all simulated nodes start their workers on the
         # same 2 cores; on a real cluster each node starts its own in parallel.
-        ends = sorted(r["finished_at"] for r in rows if r["finished_at"])
+        ends = sorted(r.finished_at for r in rows if r.finished_at)
         width = slots * nodes
         steady = (
             (len(ends) - width) / (ends[-1] - ends[width - 1]) * 60 if len(ends) > width else None
@@ -163,7 +164,7 @@ def run_size(
             "trials_per_min": len(rows) / wall * 60,
             "steady_trials_per_min": steady,
             "ideal_trials_per_min": slots * nodes * 60 / (epochs * epoch_s),
-            "distinct_nodes_used": len({r["node_id"] for r in rows}),
+            "distinct_nodes_used": len({r.node_id for r in rows}),
             "searcher_share": spent["searcher_s"] / wall,
             "callback_share": spent["callback_s"] / wall,
             "object_store_fetch_s_mean": sum(fetch) / max(1, len(fetch)),

@@ -1,6 +1,6 @@
 """A trial that hangs is ended by its time limit, and the leaderboard says why.
 
-A real Ray Tune `Tuner` runs `tuning._trainable.run_trial` (the production trainable,
+A real Ray Tune `Tuner` runs `tuning.engines.ray_trial.run_trial` (the production trainable,
 with its watchdog) and a real `LeaderboardCallback`. One of two trials hangs: the data it
 is given is a real `Dataset` behind a wrapper whose ``splits`` attribute blocks for
 trials whose folder name says "hang" (as a read from a stalled network file system
@@ -25,8 +25,9 @@ from covidxr_core.data import DataConfig, Dataset, load_dataset
 from covidxr_core.model import preset
 from covidxr_core.train import TrainConfig
 from search_spaces import get_space
-from tuning._leaderboard import Leaderboard, LeaderboardCallback
-from tuning._trainable import run_trial
+from tuning.engines.ray_callbacks import LeaderboardCallback
+from tuning.engines.ray_trial import run_trial
+from tuning.leaderboard import Leaderboard
 
 pytestmark = pytest.mark.slow
 

@@ -55,7 +55,7 @@ def test_a_model_with_a_lambda_layer_is_refused(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from covidxr_core.predict import load_classifier, main
-    from tuning._report_gradcam import build_gallery
+    from tuning.reporting.gradcam import build_gallery
 
     model, canary = tmp_path / "evil.keras", tmp_path / "canary"
     _evil_model(model, canary)

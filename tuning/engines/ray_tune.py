@@ -184,7 +184,7 @@ class RayTuneEngine:
         board = Leaderboard(
             run_dir / LEADERBOARD_FILE, job.space, spec.metric, spec.mode, spec.epochs
         )
-        callbacks = [
+        callbacks: list[Any] = [
             LeaderboardCallback(
                 board,
                 self.gpus_per_trial,

@@ -9,20 +9,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import ray
 
-from tuning._report_compare import write_comparison_report
-from tuning.spec import StudySpec
-from tuning.study import run_study
+from tuning import StudySpec, run_study
+from tuning.reporting import write_comparison_report
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _ray():
-    # run_study trains the retrain and baseline seeds as Ray tasks, whatever the engine.
-    # address="local": a new instance of our own, even if a `ray start` cluster is up here.
-    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
-    yield
-    ray.shutdown()
+# The KerasTuner engine needs no Ray; the Ray run compared with it does.
+pytestmark = pytest.mark.usefixtures("local_ray")
 
 
 def _spec(tmp_path: Path, name: str, **kw) -> StudySpec:
@@ -102,14 +94,14 @@ def test_a_trial_trains_exactly_as_train_does(kt_run):
     # Same data, same config, same seed: the curve KerasTuner saw is train()'s curve.
     from covidxr_core.train import train
     from search_spaces import get_space
-    from tuning.study import _base_config, _load_data
+    from tuning.study import base_config, load_data
 
     spec = StudySpec.from_json(kt_run / "study.json")
-    data = _load_data(spec, console=__import__("rich.console").console.Console(quiet=True))
+    data = load_data(spec)
     space = get_space(spec.space)
     row = _rows(kt_run)[0]
     config = space.apply(
-        {p.name: row[f"param_{p.name}"] for p in space.params}, _base_config(spec, data)
+        {p.name: row[f"param_{p.name}"] for p in space.params}, base_config(spec, data)
     )
     result = train(config, data, evaluate_test=False, n_boot=0)
     assert [h["val_auc"] for h in result.history] == row["curve_val_auc"]
