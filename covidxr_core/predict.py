@@ -22,9 +22,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-# decode_task is the data package's one-file decoder (private module, public name): using
-# it here keeps prediction byte-for-byte the same as the decode the model was trained on.
-from covidxr_core.data._decode import DecodeTask, decode_task
+from covidxr_core.atomic import write_bytes
+
+# decode_task is the data package's one-file decoder: using it here keeps prediction
+# byte-for-byte the same as the decode the model was trained on.
+from covidxr_core.data import DecodeTask, decode_task
 from covidxr_core.errors import BadImageError, ConfigError, CovidxrError
 
 if TYPE_CHECKING:
@@ -58,8 +60,8 @@ def load_classifier(path: str | Path) -> tuple[keras.Model, dict[str, Any]]:
     """
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"--model {path}: no such file")
-    # Keras (and its backend) load only now, so `--help` and a wrong path answer at once;
+        raise ConfigError(f"model path {path}: no such file")
+    # Keras (and its backend) load only now, so a wrong path is answered at once;
     # the backend set-up must come first. Importing the model module registers CXRInput
     # and AffineAugment, which safe_mode loading must find by name.
     from covidxr_core._backend import configure_backend
@@ -75,7 +77,7 @@ def load_classifier(path: str | Path) -> tuple[keras.Model, dict[str, Any]]:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as exc:  # Keras raises many types for a file that is not a model
         raise ConfigError(
-            f"--model {path}: cannot be loaded as a Keras model ({type(exc).__name__}: {exc})"
+            f"model path {path}: cannot be loaded as a Keras model ({type(exc).__name__}: {exc})"
         ) from None
     return model, model_metadata(model)
 
@@ -156,7 +158,7 @@ def write_gradcam(
             candidate = f"{stem}-{n}.gradcam.png"
         used.add(candidate)
         path = out_dir / candidate
-        path.write_bytes(png_bytes(overlay(image, heat, size=side)))
+        write_bytes(path, png_bytes(overlay(image, heat, size=side)))
         written.append(path)
         if not heat.any():
             blank.append(name)
@@ -212,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     args = _parser().parse_args(argv)
     err = Console(stderr=True, highlight=False)
+    if not Path(args.model).is_file():  # the flag's own message, before Keras loads
+        err.print(f"[bold red]error:[/] --model {escape(args.model)}: no such file", soft_wrap=True)
+        return 2
     try:
         model, metadata = load_classifier(args.model)
     except CovidxrError as exc:

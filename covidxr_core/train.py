@@ -13,8 +13,6 @@ import argparse
 import contextlib
 import dataclasses
 import functools
-import json
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -24,13 +22,15 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from covidxr_core.data._dataset import Dataset
+from covidxr_core.atomic import replacing, write_text
+from covidxr_core.data import Dataset
 from covidxr_core.errors import ConfigError, CovidxrError, DataError
+from covidxr_core.jsonsafe import dumps
 from covidxr_core.metrics import classification_metrics
+from covidxr_core.numbers import finite
 
-# Keras (and with it TensorFlow) is imported inside the functions that need it: the data
-# loader's worker processes re-import this module when it runs as `python -m`, and each
-# would otherwise pay seconds of TensorFlow start-up to decode a few images.
+# Keras (and with it TensorFlow) is imported inside the functions that need it, so that
+# importing covidxr_core (for its configs, or to load data) costs no TensorFlow start-up.
 if TYPE_CHECKING:
     import keras
 
@@ -218,7 +218,7 @@ def _reporter_class() -> type:
             self.fit_s += epoch_s
             logs = logs or {}
             train_loss = float(logs.get("loss", float("nan")))
-            if not math.isfinite(train_loss):
+            if finite(train_loss) is None:
                 raise TrainingDiverged(epoch + 1, train_loss)
 
             probs = _predict(self.model, self._split.images, self._batch_size)
@@ -350,32 +350,16 @@ def train(
     )
 
 
-def _jsonable(value: Any) -> Any:
-    """Plain JSON values: non-finite floats become None, NumPy and tuples become Python."""
-    if isinstance(value, Mapping):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return _jsonable(value.tolist())
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        return float(value) if math.isfinite(value) else None
-    if value is None or isinstance(value, str):
-        return value
-    return str(value)
-
-
 def save_run(result: TrainResult, out_dir: str | Path) -> None:
     """Write ``out_dir/model.keras`` and ``out_dir/metrics.json`` (strict JSON: no NaN)."""
     import keras
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    result.model.save(out / "model.keras")
+    # Both files are replaced whole: a reader (or a rerun into the same folder) never
+    # sees half a model or half a metrics file.
+    with replacing(out / "model.keras") as tmp:
+        result.model.save(tmp)
     payload = {
         "config": result.config.to_dict(),
         "backend": result.backend,
@@ -387,8 +371,7 @@ def save_run(result: TrainResult, out_dir: str | Path) -> None:
         "validation": result.validation,
         "test": result.test,
     }
-    text = json.dumps(_jsonable(payload), indent=2, allow_nan=False)
-    (out / "metrics.json").write_text(text + "\n")
+    write_text(out / "metrics.json", dumps(payload) + "\n")
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -426,9 +409,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.{digits}f}"
+    number = finite(value)
+    return "n/a" if number is None else f"{number:.{digits}f}"
 
 
 def _with_ci(metrics: dict[str, Any], name: str) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import PIL
 
+from covidxr_core import atomic
 from covidxr_core.data._discover import FileEntry
 
 # Bump when decoding changes what pixels come out, so old entries are never read.
@@ -188,12 +189,10 @@ def prune_stale(root: Path, keep: str, source: str, settings: dict[str, Any]) ->
 
 
 def write_json_atomic(path: Path, payload: dict[str, Any]) -> None:
-    """Write JSON with a digest of its content, via a temp file and os.replace."""
+    """Write JSON with a digest of its content, atomically (`covidxr_core.atomic`)."""
     body = dict(payload, digest=_digest(payload))
     path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f".tmp-{path.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    temp.write_text(json.dumps(body, separators=(",", ":")))
-    os.replace(temp, path)
+    atomic.write_text(path, json.dumps(body, separators=(",", ":"), allow_nan=False))
 
 
 def read_json_verified(path: Path) -> dict[str, Any] | None:
