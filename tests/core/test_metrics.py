@@ -13,6 +13,7 @@ from covidxr_core.metrics import (
     binary_crossentropy,
     classification_metrics,
     paired_auc_difference,
+    roc_points,
 )
 
 NAMES = ("corona", "normal")
@@ -185,3 +186,68 @@ def test_metrics_module_imports_without_keras() -> None:
     code = "import sys, covidxr_core.metrics; print('keras' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+# ----------------------------------------------------------------------------- ROC points
+
+
+def _brute_force_roc(labels: np.ndarray, scores: np.ndarray, positive: int) -> np.ndarray:
+    """(fpr, tpr) rows: (0, 0), then "score >= t" for every distinct t, highest first."""
+    is_pos = labels == positive
+    rows = [(0.0, 0.0)]
+    for t in sorted(set(scores.tolist()), reverse=True):
+        predicted = scores >= t
+        rows.append(
+            (
+                float((predicted & ~is_pos).sum() / (~is_pos).sum()),
+                float((predicted & is_pos).sum() / is_pos.sum()),
+            )
+        )
+    return np.array(rows)
+
+
+def test_roc_points_tied_scores_cross_together() -> None:
+    labels = np.array([0, 1, 0, 1])  # positive class 0
+    points = roc_points(labels, probs_for([0.8, 0.8, 0.3, 0.1]), 0)
+    assert points is not None
+    fpr, tpr = points
+    # The tied pair (one positive, one negative) moves diagonally in one step: no point
+    # at (0, 0.5) or (0.5, 0) that would depend on the order of the tied samples.
+    assert fpr.tolist() == [0.0, 0.5, 0.5, 1.0]
+    assert tpr.tolist() == [0.0, 0.5, 1.0, 1.0]
+
+
+def test_roc_points_run_from_origin_to_one_one_and_never_go_back() -> None:
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, 2, 50)
+    points = roc_points(labels, probs_for(rng.random(50).tolist()), 0)
+    assert points is not None
+    fpr, tpr = points
+    assert (fpr[0], tpr[0]) == (0.0, 0.0) and (fpr[-1], tpr[-1]) == (1.0, 1.0)
+    assert (np.diff(fpr) >= 0).all() and (np.diff(tpr) >= 0).all()
+
+
+@pytest.mark.parametrize("only", [0, 1])
+def test_roc_points_of_one_class_is_none(only: int) -> None:
+    labels = np.full(6, only)
+    assert roc_points(labels, probs_for([0.1, 0.2, 0.3, 0.4, 0.5, 0.6]), 0) is None
+
+
+@pytest.mark.parametrize("positive", [0, 1])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_roc_points_match_a_brute_force_threshold_sweep(positive: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n = 80
+    labels = rng.integers(0, 2, n)
+    # Scores rounded to one decimal: many ties, inside and across the classes.
+    pos_scores = np.round(rng.random(n), 1)
+    probs = probs_for(pos_scores.tolist())
+    points = roc_points(labels, probs, positive)
+    assert points is not None
+    expected = _brute_force_roc(labels, probs[:, positive], positive)
+    np.testing.assert_allclose(np.column_stack(points), expected, rtol=0, atol=1e-12)
+    # The area under these points is the AUC the metrics report (ties count one half).
+    fpr, tpr = points
+    area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    auc = classification_metrics(labels, probs, positive, NAMES, n_boot=0)["auc"]
+    assert area == pytest.approx(auc, abs=1e-12)
