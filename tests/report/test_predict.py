@@ -11,7 +11,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from _tiny_study import tiny_study
 from PIL import Image
 
 from covidxr_core.predict import decode_files, load_classifier, main
@@ -20,9 +19,9 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def model_path(tmp_path_factory) -> Path:
-    """best/model.keras of one real study on the synthetic demo data."""
-    return tiny_study(tmp_path_factory) / "best" / "model.keras"
+def model_path(tiny_run: Path) -> Path:
+    """best/model.keras of the session's real tiny study on the synthetic demo data."""
+    return tiny_run / "best" / "model.keras"
 
 
 @pytest.fixture(scope="module")
