@@ -53,7 +53,7 @@ from tuning.reporting.svg import PALETTE, Chart, LinearScale
 from tuning.results import MeanStd, Metrics, RoleSummary
 
 COMPARE_FILE = "compare.html"
-ENGINE_NAMES = {"ray": "Ray Tune + Optuna TPE + ASHA", "keras-tuner": "KerasTuner"}
+_ENGINE_LABELS = {"ray": "Ray Tune + Optuna TPE + ASHA", "keras-tuner": "KerasTuner"}
 # The facts that must agree for two runs' numbers to be comparable.
 _SAME = ("data", "space", "epochs", "image_size", "channels", "metric")
 
@@ -81,7 +81,7 @@ class _Run:
         spec = self.inputs.spec
         if spec is None:
             return "unknown engine"
-        name = ENGINE_NAMES.get(spec.engine, spec.engine)
+        name = _ENGINE_LABELS.get(spec.engine, spec.engine)
         return f"{name} {spec.tuner}" if spec.engine == "keras-tuner" else name
 
     @property
@@ -422,4 +422,4 @@ def write_comparison_report(run_dirs: Sequence[Path], out: Path) -> Path:
     return write_text(out, html)
 
 
-__all__ = ["COMPARE_FILE", "ENGINE_NAMES", "anytime_chart", "write_comparison_report"]
+__all__ = ["COMPARE_FILE", "anytime_chart", "write_comparison_report"]
