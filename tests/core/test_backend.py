@@ -1,12 +1,24 @@
-"""Backend set-up: JAX's persistent compilation cache is shared between processes."""
+"""Backend set-up: JAX's persistent compilation cache is shared between processes.
+
+The second process must load every program it needs from the cache and compile none.
+JAX's own counters say which happened (``jax.monitoring`` events, recorded in
+``jax/_src/compiler.py`` and ``compilation_cache.py``): ``cache_hits`` when a program was
+read from the cache, ``cache_misses`` when it was compiled and written. Each XLA
+compilation request also ends with a ``backend_compile_duration`` event naming the
+program, so hits and misses are attributed to programs such as ``jit(train_step)``.
+Comparing the cache's file names instead could not catch a recompile: a recompiled
+program is written under the same name.
+"""
 
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -19,12 +31,35 @@ pytestmark = [
 ]
 
 SCRIPT = """
+import json
 import numpy as np
-from covidxr_core._backend import configure_backend
+import jax.monitoring as monitoring
+from covidxr_core import Dataset, SplitArrays, TrainConfig, configure_backend, preset, train
+
 assert configure_backend() == "jax"
-from covidxr_core.data._dataset import Dataset, SplitArrays
-from covidxr_core.model import preset
-from covidxr_core.train import TrainConfig, train
+PREFIX = "/jax/compilation_cache/"
+since_last = {"cache_hits": 0, "cache_misses": 0}
+totals = {"cache_hits": 0, "cache_misses": 0, "compile_requests_use_cache": 0}
+programs = []  # [name, hits, misses] per XLA compilation request, in order
+
+
+def on_event(event, **_):
+    name = event[len(PREFIX):] if event.startswith(PREFIX) else None
+    if name in totals:
+        totals[name] += 1
+    if name in since_last:
+        since_last[name] += 1
+
+
+def on_duration(event, seconds, **kwargs):
+    if event == "/jax/core/compile/backend_compile_duration":
+        programs.append([kwargs.get("fun_name"), since_last["cache_hits"],
+                         since_last["cache_misses"]])
+        since_last.update(cache_hits=0, cache_misses=0)
+
+
+monitoring.register_event_listener(on_event)
+monitoring.register_event_duration_secs_listener(on_duration)
 rng = np.random.default_rng(0)
 def split(n):
     return SplitArrays(rng.integers(0, 255, (n, 64, 64, 1), dtype=np.uint8),
@@ -33,23 +68,38 @@ data = Dataset({"train": split(32), "validation": split(16), "test": split(16)},
                ("corona", "normal"), "corona", 64, 1, "test")
 model = preset("seed", image_size=64, channels=1, widths=(2, 2, 2, 2, 2, 2))
 train(TrainConfig(model=model, epochs=1, batch_size=16), data, evaluate_test=False, n_boot=0)
+print("COUNTERS " + json.dumps({**totals, "programs": programs}))
 """
 
 
-def _run(cache: Path) -> None:
+def _run(cache: Path) -> dict[str, Any]:
     env = {**os.environ, "KERAS_BACKEND": "jax", "COVIDXR_JAX_CACHE": str(cache)}
     proc = subprocess.run(
         [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
+    line = next(x for x in proc.stdout.splitlines() if x.startswith("COUNTERS "))
+    counters: dict[str, Any] = json.loads(line.removeprefix("COUNTERS "))
+    return counters
 
 
-def test_a_second_process_reuses_the_compiled_programs(tmp_path):
+def _names(counters: dict[str, Any]) -> list[str]:
+    return sorted(name for name, _, _ in counters["programs"])
+
+
+def test_a_second_process_loads_every_program_and_compiles_none(tmp_path: Path) -> None:
     cache = tmp_path / "jax"
-    _run(cache)
-    first = sorted(p.name for p in cache.rglob("*") if p.is_file())
-    assert first, "the first run wrote no compiled program"
-    _run(cache)
-    second = sorted(p.name for p in cache.rglob("*") if p.is_file())
-    # Same shapes, same programs: the second process found every one it needed on disk.
-    assert second == first
+    first = _run(cache)
+    names = _names(first)
+    assert "jit(train_step)" in names and "jit(predict_step)" in names, names
+    # The first process found nothing and compiled (and stored) every program it ran.
+    assert first["cache_hits"] == 0
+    assert first["cache_misses"] == first["compile_requests_use_cache"] == len(names)
+
+    second = _run(cache)
+    assert _names(second) == names  # the same programs were asked for
+    compiled = [name for name, _, misses in second["programs"] if misses]
+    not_loaded = [name for name, hits, _ in second["programs"] if hits != 1]
+    assert second["cache_misses"] == 0 and not compiled, f"recompiled: {compiled}"
+    assert not not_loaded, f"not loaded from the cache: {not_loaded}"
+    assert second["cache_hits"] == len(names) > 0
