@@ -47,7 +47,7 @@ def _parser() -> argparse.ArgumentParser:
         default="skip",
         help="skip bad image files (listed) or stop at the first (default skip)",
     )
-    parser.add_argument("--workers", type=int, help="decode processes (default: all CPUs)")
+    parser.add_argument("--workers", type=int, help="decode threads (default: all CPUs)")
     parser.add_argument(
         "--max-distance",
         type=int,

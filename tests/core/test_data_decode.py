@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -193,3 +194,23 @@ def test_a_class_emptied_by_skipping_is_a_data_error(tmp_path: Path) -> None:
 def test_unreadable_or_vanished_file_is_a_bad_image(tmp_path: Path) -> None:
     result = decode_task(DecodeTask(str(tmp_path / "gone.png"), "gone.png", SIDE, 1))
     assert result.rule == "cannot read file" and result.value
+
+
+def test_decode_threads_leave_global_state_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Decoding runs in threads of this process: decode_task must neither set Pillow's
+    # limit nor touch the warnings filters (warnings.catch_warnings in several threads
+    # at once can leave a filter installed for good), yet still flag every bomb.
+    root = make_tree(tmp_path / "data", FULL)
+    for i in range(8):
+        write_image(root / "train" / "corona" / f"warn-{i}.png", seed=20 + i, size=(60, 60))
+        write_image(root / "train" / "normal" / f"huge-{i}.png", seed=40 + i, size=(100, 100))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 2500)
+    filters = list(warnings.filters)
+    dataset = load_dataset(root, small_config(tmp_path, image_size=16, workers=4))
+    assert warnings.filters == filters
+    assert Image.MAX_IMAGE_PIXELS == 2500
+    bombs = [rel for rel, why in dataset.skipped if why.startswith("decompression bomb")]
+    assert len(bombs) == 16
+    assert dataset.counts()["train"] == {"corona": 6, "normal": 6}
