@@ -196,6 +196,7 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         self.base = base
         self.data = data
         self.recorder = recorder
+        self._typed: tuple[str | None, Any] = (None, None)  # (trial id, its TrainConfig)
 
     def values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         """The trial's value of each search-space parameter (KerasTuner's own keys left out)."""
@@ -206,10 +207,16 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         return keras_tuner.errors.FailedTrialError(self.recorder.error)
 
     def _config(self, hp: keras_tuner.HyperParameters) -> Any:
+        """The trial's typed `TrainConfig`, made once per trial (build and fit share it)."""
+        trial_id = self.recorder.trial_id
+        if trial_id is not None and self._typed[0] == trial_id:
+            return self._typed[1]
         try:
-            return self.space.apply(self.values(hp), self.base)
+            config = self.space.apply(self.values(hp), self.base)
         except ConfigError as exc:
             raise self._fail(exc) from exc
+        self._typed = (trial_id, config)
+        return config
 
     def build(self, hp: keras_tuner.HyperParameters) -> keras.Model:
         """The trial's model, untrained: KerasTuner checks and checkpoints it.
