@@ -7,7 +7,9 @@ fingerprints, greyscale) at 128 px and at 300 px, once with a process pool (fork
 else spawn, as the loader used) and once with a thread pool of the same worker count.
 Each run starts a fresh pool, as every uncached ``load_dataset`` call does, so start-up
 is in the figure. Prints images/s side by side, best of ``--repeats`` (on a shared
-machine the slower runs measure the neighbours), and ``threads / processes``.
+machine the slower runs measure the neighbours), and ``threads / processes``. A third
+column times ``load_dataset`` itself into an empty cache (the library as shipped:
+decoding plus writing and checksumming the cache entry).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import argparse
 import json
 import multiprocessing
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
@@ -25,7 +28,14 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from covidxr_core.data import DecodeTask, cpu_budget, decode_task, discover  # noqa: E402
+from covidxr_core.data import (  # noqa: E402
+    DataConfig,
+    DecodeTask,
+    cpu_budget,
+    decode_task,
+    discover,
+    load_dataset,
+)
 
 SIZES = (128, 300)
 
@@ -56,6 +66,18 @@ def _one_run(kind: str, tasks: Sequence[DecodeTask], workers: int) -> float:
     return seconds
 
 
+def _load_dataset_rate(data: Path, size: int, workers: int) -> float:
+    """Images/s of an uncached ``load_dataset`` (the library's own decode threads)."""
+    with tempfile.TemporaryDirectory(prefix="covidxr-decode-pool-") as cache:
+        config = DataConfig(image_size=size, channels=1, workers=workers, cache_dir=cache)
+        started = time.perf_counter()
+        dataset = load_dataset(data, config)
+        seconds = time.perf_counter() - started
+    if dataset.cache_hit or dataset.skipped:
+        raise SystemExit("load_dataset did not decode every file from scratch")
+    return sum(len(split) for split in dataset.splits.values()) / seconds
+
+
 def measure(data: Path, workers: int, repeats: int) -> dict[str, Any]:
     layout = discover(data)
     out: dict[str, Any] = {
@@ -76,10 +98,11 @@ def measure(data: Path, workers: int, repeats: int) -> dict[str, Any]:
             for kind in POOLS:
                 seconds = _one_run(kind, tasks, workers)
                 row.setdefault(kind, []).append(len(tasks) / seconds)
-        figures = {kind: max(row[kind]) for kind in POOLS}
+            row.setdefault("load_dataset", []).append(_load_dataset_rate(data, size, workers))
+        figures = {kind: max(values) for kind, values in row.items()}
         out["sizes"][str(size)] = {
             **{f"{kind}_images_per_s": round(v, 1) for kind, v in figures.items()},
-            **{f"{kind}_all": [round(v, 1) for v in row[kind]] for kind in POOLS},
+            **{f"{kind}_all": [round(v, 1) for v in values] for kind, values in row.items()},
             "threads_over_processes": round(figures["threads"] / figures["processes"], 3),
         }
     return out
@@ -97,11 +120,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{result['images']} images from {result['data']}, greyscale, {result['workers']} "
         f"workers, best of {result['repeats']} (images/s)"
     )
-    print(f"{'size':>6}  {'processes':>10}  {'threads':>10}  {'threads/processes':>18}")
+    print(
+        f"{'size':>6}  {'processes':>10}  {'threads':>10}  {'threads/processes':>18}  "
+        f"{'load_dataset':>12}"
+    )
     for size, row in result["sizes"].items():
         print(
             f"{size + ' px':>6}  {row['processes_images_per_s']:>10.1f}  "
-            f"{row['threads_images_per_s']:>10.1f}  {row['threads_over_processes']:>18.3f}"
+            f"{row['threads_images_per_s']:>10.1f}  {row['threads_over_processes']:>18.3f}  "
+            f"{row['load_dataset_images_per_s']:>12.1f}"
         )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2) + "\n")

@@ -7,6 +7,7 @@ import os
 import pickle
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -84,7 +85,9 @@ def _flip_byte(entry: Path) -> None:
         (lambda e: (e / "manifest.json").write_text("{not json"), "manifest.json unreadable"),
     ],
 )
-def test_damaged_entry_is_detected_and_rebuilt(tmp_path: Path, damage, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_damaged_entry_is_detected_and_rebuilt(
+    tmp_path: Path, damage: Callable[[Path], object], reason: str
+) -> None:
     root = make_tree(tmp_path / "data", FULL)
     first = load_dataset(root, small_config(tmp_path))
     assert first.cache_path is not None
@@ -109,7 +112,9 @@ def test_manifest_records_files_and_checksums(tmp_path: Path) -> None:
     assert manifest["settings"] == {"image_size": 32, "channels": 1}
     assert len(manifest["files"]) == 20 and manifest["bad"] == {}
     assert len(manifest["arrays"]["images.npy"]["blake2b"]) == 64
-    assert dataset.extra["originals"]["train/corona/corona-0.png"] == (48, 40, "PNG", "L")
+    originals = dataset.extra["originals"]
+    assert isinstance(originals, dict)
+    assert originals["train/corona/corona-0.png"] == (48, 40, "PNG", "L")
 
 
 def test_unusable_cache_folder_is_a_data_error(tmp_path: Path) -> None:
