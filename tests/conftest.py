@@ -71,6 +71,19 @@ def _tiny_spec(output: Path, name: str = "tiny", **overrides: object):
 
 
 @pytest.fixture
+def failing_space(tmp_path: Path) -> Path:
+    """A YAML space in which some trials fail: ``width_1 = 0`` is an invalid model."""
+    space = tmp_path / "failing.yaml"
+    space.write_text(
+        "params:\n"
+        "  width_1: {type: categorical, choices: [2, 0]}\n"
+        "  dropout: {type: float, low: 0.0, high: 0.5}\n"
+        "fixed:\n  optimizer: adam\n"
+    )
+    return space
+
+
+@pytest.fixture
 def tiny_spec(tmp_path: Path):
     """A factory of smoke-sized `StudySpec`s writing under this test's tmp_path.
 

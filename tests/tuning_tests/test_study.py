@@ -92,15 +92,8 @@ def test_smoke_study_writes_every_artifact(tiny_spec):
     assert comparison["tuned_mean"] == pytest.approx(tuned)
 
 
-def test_a_failing_trial_is_recorded_and_the_study_goes_on(tmp_path, tiny_spec):
-    space = tmp_path / "failing.yaml"
-    # width_1 = 0 is an invalid model: trials that draw it fail, the others train.
-    space.write_text(
-        "params:\n"
-        "  width_1: {type: categorical, choices: [2, 0]}\n"
-        "  dropout: {type: float, low: 0.0, high: 0.5}\n"
-        "fixed:\n  optimizer: adam\n"
-    )
+def test_a_failing_trial_is_recorded_and_the_study_goes_on(tiny_spec, failing_space):
+    space = failing_space
     result = run_study(tiny_spec("failing", trials=5, space=str(space), retrain_seeds=0))
     rows = pq.read_table(result.paths["leaderboard"]).to_pylist()
     assert len(rows) == 5

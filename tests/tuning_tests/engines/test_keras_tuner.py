@@ -126,15 +126,8 @@ def test_hyperband_promotes_a_trial_which_retrains_from_scratch(tmp_path):
     assert trial["hyperparameters"]["values"]["tuner/trial_id"] == parent["trial_id"]
 
 
-def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path):
-    space = tmp_path / "failing.yaml"
-    # width_1 = 0 is an invalid model: trials that draw it fail, the others train.
-    space.write_text(
-        "params:\n"
-        "  width_1: {type: categorical, choices: [2, 0]}\n"
-        "  dropout: {type: float, low: 0.0, high: 0.5}\n"
-        "fixed:\n  optimizer: adam\n"
-    )
+def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, failing_space):
+    space = failing_space
     run = run_study(_spec(tmp_path, "failing", trials=2, epochs=1, space=str(space))).run_dir
     rows = _rows(run)
     assert len(rows) == 2

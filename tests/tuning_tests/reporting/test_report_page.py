@@ -178,17 +178,12 @@ def test_report_on_real_data_checks_leakage(covid_cxr: Path, tiny_spec, local_ra
 
 
 @pytest.mark.slow
-def test_failed_trials_are_listed_with_their_errors(tmp_path: Path, tiny_spec, local_ray) -> None:
+def test_failed_trials_are_listed_with_their_errors(
+    tmp_path: Path, tiny_spec, local_ray, failing_space
+) -> None:
     from tuning import run_study
 
-    space = tmp_path / "failing.yaml"
-    # A width of 0 is an invalid model: trials that draw it fail, the others train.
-    space.write_text(
-        "params:\n"
-        "  width_1: {type: categorical, choices: [2, 0]}\n"
-        "  dropout: {type: float, low: 0.0, high: 0.5}\n"
-        "fixed:\n  optimizer: adam\n"
-    )
+    space = failing_space
     run = run_study(
         tiny_spec("failing", trials=4, epochs=1, space=str(space), retrain_seeds=0)
     ).run_dir
