@@ -189,7 +189,7 @@ def decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[DecodeResu
 
     Threads, not processes: Pillow releases the GIL while it decodes and resizes, which is
     nearly all of the work, so threads scale like processes without their start-up cost
-    (measured: ``benchmarks/decode_pool.py``, threads 1.2-1.3x the images/s of a process
+    (measured: ``benchmarks/decode_pool.py``, threads 1.05-1.3x the images/s of a process
     pool on covid-cxr with 2 workers), and nothing re-imports the caller's main module,
     so a plain script needs no ``if __name__ == "__main__":`` guard.
 

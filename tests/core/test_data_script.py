@@ -12,8 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from .test_data_discover import make_tree
 
 # Top-level code only, on purpose. It prints the count and how many decode calls the
@@ -55,7 +53,6 @@ def test_a_script_without_a_main_guard_loads_synthetic_images(tmp_path: Path) ->
     assert calls == 32  # every file decoded in the script's own process
 
 
-@pytest.mark.slow
 def test_a_script_without_a_main_guard_loads_the_real_set(tmp_path: Path, covid_cxr: Path) -> None:
     count, _, calls = _run_plain_script(tmp_path, covid_cxr)
     assert count == 283  # 224 train + 59 validation, nothing skipped
