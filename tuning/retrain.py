@@ -57,10 +57,10 @@ class SeedRun:
 
 def train_seed(train_config: Any, n_boot: int, data: Any) -> SeedRun:
     """Trains one seed (on whatever worker the engine chose) and returns its `SeedRun`."""
-    from covidxr_core._backend import configure_backend
+    from covidxr_core import configure_backend
 
     configure_backend()
-    from covidxr_core.train import train
+    from covidxr_core import train
 
     result = train(train_config, data, evaluate_test=True, n_boot=n_boot)
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,7 +38,7 @@ def _import_backend_quietly() -> None:
     with tempfile.TemporaryFile() as sink, contextlib.suppress(ImportError):
         os.dup2(sink.fileno(), 2)
         try:
-            from covidxr_core._backend import configure_backend
+            from covidxr_core import configure_backend
 
             if configure_backend() == "tensorflow":
                 import tensorflow as tf

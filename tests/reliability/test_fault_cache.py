@@ -21,8 +21,7 @@ import pytest
 from _figures import observe
 from _imagefolders import make_folder
 
-from covidxr_core.data import DataConfig, Dataset, load_dataset
-from covidxr_core.data import _decode as decode_module
+from covidxr_core.data import DataConfig, Dataset, decode_calls, load_dataset
 
 
 def _config(cache: Path) -> DataConfig:
@@ -128,9 +127,9 @@ def test_damaged_entry_is_rebuilt_never_used(tmp_path: Path, damage: str) -> Non
         saved = _copy(first)
         what = DAMAGES[damage](*_entry_files(first))
 
-        calls = decode_module.DECODE_CALLS
+        calls = decode_calls()
         second = load_dataset(data, _config(cache))
-        decoded = decode_module.DECODE_CALLS - calls
+        decoded = decode_calls() - calls
         notes = [n for n in second.notes if "invalid" in n]
         said = re.search(r"was invalid \((.*)\): rebuilt", notes[0]) if notes else None
         obs.update(

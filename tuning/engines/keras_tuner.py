@@ -54,7 +54,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from covidxr_core._backend import configure_backend
+from covidxr_core import configure_backend
 
 configure_backend()  # quiet logs and GPU memory growth must precede Keras' start-up
 

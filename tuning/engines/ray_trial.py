@@ -53,10 +53,10 @@ def run_trial(
     import ray
     from ray import tune
 
-    from covidxr_core._backend import configure_backend
+    from covidxr_core import configure_backend
 
     configure_backend()
-    from covidxr_core.train import train
+    from covidxr_core import train
 
     started = time.perf_counter()
     trial_dir = Path(tune.get_context().get_trial_dir())
