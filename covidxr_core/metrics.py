@@ -16,7 +16,19 @@ import numpy as np
 # Keras clips probabilities to [epsilon, 1 - epsilon] before taking logs (epsilon = 1e-7
 # by default); the same clip makes our loss match the one Keras reports.
 _KERAS_EPSILON = 1e-7
-CI_METRICS = ("auc", "sensitivity", "specificity")
+# Every number below gets a 95% stratified bootstrap interval.
+CI_METRICS = (
+    "auc",
+    "average_precision",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "f1",
+    "accuracy",
+    "ece",
+    "brier",
+)
 
 
 def binary_crossentropy(onehot: np.ndarray, probs: np.ndarray) -> float:
@@ -50,6 +62,29 @@ def _weighted_auc(scores: np.ndarray, is_pos: np.ndarray, weights: np.ndarray) -
     total = pos_g.sum(axis=1) * neg_g.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(total > 0, wins / np.where(total > 0, total, 1.0), np.nan)
+
+
+def _weighted_average_precision(
+    scores: np.ndarray, is_pos: np.ndarray, weights: np.ndarray
+) -> np.ndarray:
+    """Average precision (area under the precision-recall steps) per row of ``weights``.
+
+    Images are taken in decreasing score; tied scores enter together. AP is the sum over
+    those steps of (recall gained) x (precision there). NaN where a row has no positive.
+    """
+    order = np.argsort(-scores, kind="stable")
+    sorted_scores = scores[order]
+    starts = np.flatnonzero(np.r_[True, sorted_scores[1:] != sorted_scores[:-1]])
+    w = weights[:, order].astype(np.float64)
+    tp_g = np.add.reduceat(np.where(is_pos[order], w, 0.0), starts, axis=1)
+    fp_g = np.add.reduceat(np.where(is_pos[order], 0.0, w), starts, axis=1)
+    tp, fp = np.cumsum(tp_g, axis=1), np.cumsum(fp_g, axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / np.where(tp + fp > 0, tp + fp, 1.0), 0.0)
+        total = tp_g.sum(axis=1)
+        return np.where(
+            total > 0, (tp_g * precision).sum(axis=1) / np.where(total > 0, total, 1.0), np.nan
+        )
 
 
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
@@ -92,19 +127,34 @@ def _bootstrap_ci(
     n_boot: int,
     seed: int,
 ) -> dict[str, list[float] | None]:
-    """Stratified percentile bootstrap of AUC, sensitivity and specificity."""
+    """Stratified percentile bootstrap of every metric in `CI_METRICS`."""
+    from covidxr_core.calibration import bin_index
+
     masks = {
         "tp": is_pos & pred_pos,
         "fn": is_pos & ~pred_pos,
         "tn": ~is_pos & ~pred_pos,
         "fp": ~is_pos & pred_pos,
     }
+    y = is_pos.astype(np.float64)
+    bins = bin_index(scores)
+    gap = np.zeros((scores.size, int(bins.max()) + 1 if scores.size else 1))
+    gap[np.arange(scores.size), bins] = y - scores
+    squared = (scores - y) ** 2
     values: dict[str, list[np.ndarray]] = {name: [] for name in CI_METRICS}
     for counts in _resample_counts(y_true, n_boot, seed):
         c = {name: counts @ mask.astype(np.int64) for name, mask in masks.items()}
+        n = counts.sum(axis=1).astype(np.float64)
         values["auc"].append(_weighted_auc(scores, is_pos, counts))
+        values["average_precision"].append(_weighted_average_precision(scores, is_pos, counts))
         values["sensitivity"].append(_ratio(c["tp"], c["tp"] + c["fn"]))
         values["specificity"].append(_ratio(c["tn"], c["tn"] + c["fp"]))
+        values["ppv"].append(_ratio(c["tp"], c["tp"] + c["fp"]))
+        values["npv"].append(_ratio(c["tn"], c["tn"] + c["fn"]))
+        values["f1"].append(_ratio(2 * c["tp"], 2 * c["tp"] + c["fp"] + c["fn"]))
+        values["accuracy"].append(_ratio(c["tp"] + c["tn"], n))
+        values["ece"].append(np.abs(counts @ gap).sum(axis=1) / n)
+        values["brier"].append(counts @ squared / n)
     return {name: _percentile_ci(parts) for name, parts in values.items()}
 
 
@@ -115,12 +165,16 @@ def classification_metrics(
     class_names: Sequence[str],
     n_boot: int = 1000,
     seed: int = 0,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
-    """Loss, accuracy, AUC, sensitivity, specificity, precision, F1 and a confusion matrix.
+    """Every number about one split's predictions, with 95% bootstrap intervals.
 
-    The positive class is ``class_names[positive_index]``; a sample is predicted positive
-    when that class has the highest probability (argmax). AUC ranks the samples by the
-    positive class's probability, counting ties as half.
+    The positive class is ``class_names[positive_index]``. With two classes and a
+    ``threshold`` (chosen on validation: `covidxr_core.operating_point`), an image is
+    predicted positive when that class's probability is ``>= threshold``; otherwise the
+    predicted class is the argmax. AUC and average precision rank by the positive class's
+    probability (threshold-free; ties count as half for AUC). ECE and the Brier score are
+    about the positive class's probability (`covidxr_core.calibration`).
 
     Args:
         y_true: (N,) integer labels, indices into ``class_names``.
@@ -130,18 +184,25 @@ def classification_metrics(
         n_boot: Bootstrap resamples for the 95% intervals; 0 skips them (``ci95`` values
             are then None).
         seed: Seed of the bootstrap.
+        threshold: The operating point's threshold (binary only); None decides by argmax.
 
     Returns:
-        A JSON-ready dict: ``n``, ``loss``, ``accuracy``, ``auc``, ``sensitivity``,
-        ``specificity``, ``precision``, ``f1``, ``confusion_matrix`` (rows = true class,
-        columns = predicted, both in ``confusion_labels`` order), ``confusion_labels``,
-        ``positive_class``, ``ci95`` ({"auc", "sensitivity", "specificity"} -> [lo, hi] or
-        None) and ``undefined`` (metric -> reason, for each None).
+        A JSON-ready dict: ``n``, ``threshold``, ``decision`` ("threshold" or "argmax"),
+        ``loss``, ``accuracy``, ``auc``, ``average_precision``, ``sensitivity``,
+        ``specificity``, ``ppv`` (also as ``precision``), ``npv``, ``f1``, ``ece``,
+        ``brier``, ``confusion_matrix`` (rows = true class, columns = predicted, both in
+        ``confusion_labels`` order), ``confusion_labels``, ``positive_class``,
+        ``predicted_positive`` (how many images were called positive), ``ci95`` (each
+        name in `CI_METRICS` -> [lo, hi] or None) and ``undefined`` (metric -> reason,
+        for each None).
 
     Raises:
         ValueError: The arrays' shapes disagree with each other or with ``class_names``,
             or a label or ``positive_index`` is out of range (a programming error).
     """
+    from covidxr_core.calibration import brier, ece
+    from covidxr_core.operating_point import decide
+
     y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
     probs = np.asarray(probs, dtype=np.float64)
     k = len(class_names)
@@ -156,6 +217,8 @@ def classification_metrics(
         raise ValueError(
             f"labels must be in [0, {k}), but got range [{y_true.min()}, {y_true.max()}]"
         )
+    if k != 2:
+        threshold = None  # three or more classes: argmax, no operating point
 
     n = int(y_true.shape[0])
     undefined: dict[str, str] = {}
@@ -163,7 +226,13 @@ def classification_metrics(
         "n": n,
         "positive_class": class_names[positive_index],
         "confusion_labels": list(class_names),
+        "threshold": threshold,
+        "decision": "threshold" if threshold is not None else "argmax",
     }
+    names = (
+        "loss", "accuracy", "auc", "average_precision", "sensitivity", "specificity",
+        "ppv", "precision", "npv", "f1", "ece", "brier",
+    )  # fmt: skip
 
     finite_rows = np.isfinite(probs).all(axis=1)
     if n == 0 or not finite_rows.all():
@@ -172,16 +241,17 @@ def classification_metrics(
             if n == 0
             else f"{int((~finite_rows).sum())} of {n} rows of probabilities are not finite"
         )
-        for name in ("loss", "accuracy", "auc", "sensitivity", "specificity", "precision", "f1"):
+        for name in names:
             result[name] = None
             undefined[name] = reason
         result["confusion_matrix"] = None
+        result["predicted_positive"] = None
         undefined["confusion_matrix"] = reason
         result["ci95"] = dict.fromkeys(CI_METRICS)
         result["undefined"] = undefined
         return result
 
-    pred = probs.argmax(axis=1)
+    pred = decide(probs, positive_index, threshold)
     onehot = np.eye(k)[y_true]
     is_pos = y_true == positive_index
     pred_pos = pred == positive_index
@@ -200,28 +270,34 @@ def classification_metrics(
 
     result["loss"] = binary_crossentropy(onehot, probs)
     result["accuracy"] = float(np.mean(pred == y_true))
-    auc = float(_weighted_auc(scores, is_pos, np.ones((1, n)))[0])
+    ones = np.ones((1, n))
+    auc = float(_weighted_auc(scores, is_pos, ones)[0])
     if np.isnan(auc):
-        result["auc"] = None
+        result["auc"] = result["average_precision"] = None
         present = "positives" if is_pos.all() else "negatives"
-        undefined["auc"] = (
+        undefined["auc"] = undefined["average_precision"] = (
             f"AUC needs both classes; the data has only {present} (positive class {positive!r})"
         )
     else:
         result["auc"] = auc
+        result["average_precision"] = float(_weighted_average_precision(scores, is_pos, ones)[0])
     sens = ratio("sensitivity", tp, tp + fn, f"no samples of the positive class {positive!r}")
     spec = ratio("specificity", tn, tn + fp, f"no samples outside the positive class {positive!r}")
-    prec = ratio(
-        "precision", tp, tp + fp, f"no sample predicted as the positive class {positive!r}"
-    )
-    result["sensitivity"], result["specificity"], result["precision"] = sens, spec, prec
-    if sens is None or prec is None:
+    ppv = ratio("ppv", tp, tp + fp, f"no sample predicted as the positive class {positive!r}")
+    npv = ratio("npv", tn, tn + fn, f"no sample predicted outside the positive class {positive!r}")
+    result["sensitivity"], result["specificity"] = sens, spec
+    result["ppv"] = result["precision"] = ppv
+    result["npv"] = npv
+    if "ppv" in undefined:
+        undefined["precision"] = undefined["ppv"]
+    if sens is None or ppv is None:
         result["f1"] = None
-        undefined["f1"] = "needs both precision and sensitivity"
-    elif sens + prec == 0:
-        result["f1"] = 0.0
+        undefined["f1"] = "needs both PPV (precision) and sensitivity"
     else:
-        result["f1"] = 2 * prec * sens / (prec + sens)
+        result["f1"] = 2 * tp / (2 * tp + fp + fn) if tp else 0.0
+    result["ece"] = ece(is_pos, scores)
+    result["brier"] = brier(is_pos, scores)
+    result["predicted_positive"] = int(pred_pos.sum())
 
     confusion = np.zeros((k, k), dtype=np.int64)
     np.add.at(confusion, (y_true, pred), 1)

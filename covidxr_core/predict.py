@@ -38,17 +38,24 @@ MIN_OVERLAY_SIDE = 256
 
 @dataclass(frozen=True)
 class Prediction:
-    """One file's class probabilities (in the model's class order) and the top class."""
+    """One file's class probabilities (in the model's class order) and its decided class.
+
+    With two classes the class is decided by the model's stored threshold on the positive
+    class's probability (chosen on validation when it was trained); ``threshold`` is None
+    where the model has none (three or more classes), and the class is then the argmax.
+    """
 
     file: str
     probabilities: dict[str, float]
     predicted_class: str
+    threshold: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "file": self.file,
             "probabilities": self.probabilities,
             "predicted_class": self.predicted_class,
+            "threshold": self.threshold,
         }
 
 
@@ -118,15 +125,20 @@ def predict_images(
     """Class probabilities for decoded images, one `Prediction` per file."""
     if len(files) == 0:
         return []
+    from covidxr_core.operating_point import decide
+
     probs = np.asarray(model.predict(images, batch_size=32, verbose=0), dtype=np.float64)
     names = metadata["class_names"]
+    threshold = metadata.get("threshold")
+    decided = decide(probs, int(metadata["positive_index"]), threshold)
     return [
         Prediction(
             file=name,
             probabilities={c: float(p) for c, p in zip(names, row, strict=True)},
-            predicted_class=names[int(row.argmax())],
+            predicted_class=names[int(k)],
+            threshold=threshold,
         )
-        for name, row in zip(files, probs, strict=True)
+        for name, row, k in zip(files, probs, decided, strict=True)
     ]
 
 
@@ -187,8 +199,16 @@ def _print_table(predictions: list[Prediction], metadata: dict[str, Any], model:
     from rich.table import Table
 
     positive = metadata["positive_class"]
+    threshold = metadata.get("threshold")
+    decision = (
+        f"{escape(positive)} when P({escape(positive)}) >= {threshold:.4f}, "
+        f"chosen on validation ({escape(str(metadata.get('operating_point')))})"
+        if threshold is not None
+        else "the most probable class"
+    )
     table = Table(
-        title=f"{escape(model)}  ({metadata['image_size']} px, {metadata['channels']} channel(s))",
+        title=f"{escape(model)}  ({metadata['image_size']} px, {metadata['channels']} "
+        f"channel(s)); predicted: {decision}",
         title_justify="left",
     )
     table.add_column("file", overflow="fold")

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import keras
 
     from covidxr_core.model import ModelConfig
+    from covidxr_core.operating_point import OperatingPoint
 
 # precision name -> Keras dtype policy
 PRECISIONS = {"fp32": "float32", "bf16": "mixed_bfloat16"}
@@ -49,6 +50,7 @@ EPOCH_KEYS = (
     "val_auc",
     "val_sensitivity",
     "val_specificity",
+    "val_threshold",
     "epoch_s",
 )
 
@@ -77,6 +79,9 @@ class TrainConfig:
     seed: int = 0  # weights, augmentation draws and shuffling all follow from it
     precision: str = "fp32"  # "fp32", or "bf16" (Keras' mixed_bfloat16 policy)
     verbose: int = 0  # Keras fit's progress output: 0 silent, 1 bar, 2 one line per epoch
+    # How the decision threshold is chosen on validation: youden, sens=T or spec=T
+    # (covidxr_core.operating_point); binary problems only, argmax otherwise.
+    operating_point: str = "youden"
 
     def __post_init__(self) -> None:
         from covidxr_core.model import ModelConfig
@@ -97,6 +102,12 @@ class TrainConfig:
             fail("precision", f"must be one of {', '.join(PRECISIONS)}", self.precision)
         if self.verbose not in (0, 1, 2):
             fail("verbose", "must be 0, 1 or 2", self.verbose)
+        from covidxr_core.operating_point import OperatingPoint
+
+        try:
+            OperatingPoint.parse(self.operating_point)
+        except ConfigError as exc:
+            fail("operating_point", str(exc), self.operating_point)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +120,14 @@ class TrainResult:
     ``history`` has one dict per epoch: ``epoch`` plus ``EPOCH_KEYS``. ``train_loss`` is
     Keras' objective on augmented batches (cross-entropy plus the L2 penalty), averaged
     over the epoch; the ``val_*`` values are plain cross-entropy and metrics on the
-    unaugmented validation split after the epoch.
+    unaugmented validation split after the epoch. Sensitivity, specificity and accuracy
+    are at the operating point's threshold chosen on that same validation split
+    (``val_threshold``), so in-sample for it.
+
+    ``validation`` and ``test`` are at ``threshold``, chosen on the final validation
+    predictions; ``calibration`` holds the temperature fitted on validation and the ECE,
+    Brier score and NLL before and after it. The model carries the threshold, the
+    operating point and the temperature (`covidxr_core.model.model_metadata`).
     """
 
     history: list[dict[str, float]]
@@ -121,6 +139,8 @@ class TrainResult:
     config: TrainConfig  # as trained: class names and positive class from the data
     backend: str = ""
     data_summary: dict[str, Any] = field(default_factory=dict)  # source, counts, notes...
+    threshold: float | None = None  # chosen on validation; None: argmax (3+ classes)
+    calibration: dict[str, Any] = field(default_factory=dict)
 
 
 def _model_config_for(config: ModelConfig, data: Dataset) -> ModelConfig:
@@ -185,6 +205,46 @@ def _predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndar
     return np.asarray(model.predict(images, batch_size=batch_size, verbose=0))[:n]
 
 
+def _threshold(
+    labels: np.ndarray, probs: np.ndarray, positive_index: int, point: OperatingPoint
+) -> float | None:
+    """The operating point's threshold on these validation predictions (binary only)."""
+    from covidxr_core.operating_point import choose_threshold
+
+    if probs.shape[1] != 2:
+        return None
+    return choose_threshold(labels, probs[:, positive_index], positive_index, point)
+
+
+def _calibration(
+    val_labels: np.ndarray,
+    val_probs: np.ndarray,
+    test_labels: np.ndarray | None,
+    test_probs: np.ndarray | None,
+    positive_index: int,
+) -> dict[str, Any]:
+    """Temperature scaling fitted on validation, and what it does to ECE, Brier and NLL."""
+    from covidxr_core.calibration import apply_temperature, brier, ece, fit_temperature, nll
+
+    temperature = fit_temperature(val_labels, val_probs)
+    out: dict[str, Any] = {"temperature": temperature, "fitted_on": "validation"}
+    splits = [("validation", val_labels, val_probs)]
+    if test_labels is not None and test_probs is not None:
+        splits.append(("test", test_labels, test_probs))
+    for name, labels, probs in splits:
+        scaled = apply_temperature(probs, temperature)
+        is_pos = np.asarray(labels) == positive_index
+        out[name] = {
+            "ece_before": ece(is_pos, probs[:, positive_index]),
+            "ece_after": ece(is_pos, scaled[:, positive_index]),
+            "brier_before": brier(is_pos, probs[:, positive_index]),
+            "brier_after": brier(is_pos, scaled[:, positive_index]),
+            "nll_before": nll(labels, probs),
+            "nll_after": nll(labels, scaled),
+        }
+    return out
+
+
 @functools.cache
 def _reporter_class() -> type:
     """The Keras callback class, defined on first use so importing this module stays light."""
@@ -198,8 +258,10 @@ def _reporter_class() -> type:
             data: Dataset,
             batch_size: int,
             callbacks: Sequence[EpochCallback],
+            point: OperatingPoint,
         ) -> None:
             super().__init__()
+            self._point = point
             self._split = data.splits["validation"]
             self._class_names = tuple(data.class_names)
             self._positive_index = data.positive_index
@@ -223,8 +285,14 @@ def _reporter_class() -> type:
 
             probs = _predict(self.model, self._split.images, self._batch_size)
             self.last_probs = probs
+            threshold = _threshold(self._split.labels, probs, self._positive_index, self._point)
             val = classification_metrics(
-                self._split.labels, probs, self._positive_index, self._class_names, n_boot=0
+                self._split.labels,
+                probs,
+                self._positive_index,
+                self._class_names,
+                n_boot=0,
+                threshold=threshold,
             )
             row = {
                 "train_loss": train_loss,
@@ -234,6 +302,7 @@ def _reporter_class() -> type:
                 "val_auc": _nan_if_none(val["auc"]),
                 "val_sensitivity": _nan_if_none(val["sensitivity"]),
                 "val_specificity": _nan_if_none(val["specificity"]),
+                "val_threshold": _nan_if_none(threshold),
                 "epoch_s": epoch_s,
             }
             self.history.append({"epoch": epoch + 1, **row})
@@ -289,7 +358,8 @@ def train(
         TrainingDiverged: The training loss became NaN or infinite.
     """
     from covidxr_core._backend import configure_backend, enable_determinism
-    from covidxr_core.model import build_model
+    from covidxr_core.model import build_model, set_decision
+    from covidxr_core.operating_point import OperatingPoint
 
     started = time.perf_counter()
     backend = configure_backend()
@@ -303,7 +373,8 @@ def train(
 
     train_split = data.splits["train"]
     onehot = np.eye(len(data.class_names), dtype=np.float32)[train_split.labels]
-    reporter = _reporter_class()(data, config.batch_size, callbacks)
+    point = OperatingPoint.parse(config.operating_point)
+    reporter = _reporter_class()(data, config.batch_size, callbacks, point)
     # Shuffling inside fit draws from the seeded global generators (enable_determinism).
     model.fit(
         train_split.images,
@@ -317,26 +388,40 @@ def train(
 
     # The model does not change after the last epoch, so its validation predictions stand.
     assert reporter.last_probs is not None  # fit ran at least one epoch (epochs >= 1)
+    val_labels = data.splits["validation"].labels
+    # The threshold comes from validation only; test is then scored at it, once.
+    threshold = _threshold(val_labels, reporter.last_probs, data.positive_index, point)
     validation = classification_metrics(
-        data.splits["validation"].labels,
+        val_labels,
         reporter.last_probs,
         data.positive_index,
         data.class_names,
         n_boot=n_boot,
         seed=config.seed,
+        threshold=threshold,
     )
     test = None
+    test_probs = None
     test_split = data.splits.get("test")
     if evaluate_test and test_split is not None and len(test_split) > 0:
-        probs = _predict(model, test_split.images, config.batch_size)
+        test_probs = _predict(model, test_split.images, config.batch_size)
         test = classification_metrics(
             test_split.labels,
-            probs,
+            test_probs,
             data.positive_index,
             data.class_names,
             n_boot=n_boot,
             seed=config.seed,
+            threshold=threshold,
         )
+    calibration = _calibration(
+        val_labels,
+        reporter.last_probs,
+        test_split.labels if test_probs is not None and test_split is not None else None,
+        test_probs,
+        data.positive_index,
+    )
+    set_decision(model, threshold, str(point), calibration["temperature"])
     return TrainResult(
         history=reporter.history,
         validation=validation,
@@ -347,6 +432,8 @@ def train(
         config=config,
         backend=backend,
         data_summary=_data_summary(data),
+        threshold=threshold,
+        calibration=calibration,
     )
 
 
@@ -368,6 +455,9 @@ def save_run(result: TrainResult, out_dir: str | Path) -> None:
         "fit_s": result.fit_s,
         "data": result.data_summary,
         "history": result.history,
+        "threshold": result.threshold,
+        "operating_point": result.config.operating_point,
+        "calibration": result.calibration,
         "validation": result.validation,
         "test": result.test,
     }
@@ -401,6 +491,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--lr", type=float, help="initial learning rate (default: the preset's)")
     p.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32")
+    p.add_argument(
+        "--operating-point",
+        default="youden",
+        help="decision threshold chosen on validation: youden, sens=T or spec=T (default youden)",
+    )
     p.add_argument(
         "--cache-dir", help="decoded-array cache (default: $COVIDXR_CACHE or ~/.cache/covidxr)"
     )
@@ -444,6 +539,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size,
             seed=args.seed,
             precision=args.precision,
+            operating_point=args.operating_point,
         )
 
         from covidxr_core.data import DataConfig, load_dataset
@@ -483,14 +579,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         console.print(f"[red]error: {escape(str(exc))}[/]", soft_wrap=True)
         return 2
 
-    console.print("[bold]final metrics[/] (95% bootstrap CI)")
+    shown = "argmax" if result.threshold is None else f"{result.threshold:.4f}"
+    console.print(
+        f"[bold]final metrics[/] (95% bootstrap CI) at threshold {shown} "
+        f"({escape(config.operating_point)}, chosen on validation)"
+    )
     for split, metrics in (("validation", result.validation), ("test", result.test)):
         if metrics is None:
             continue
         console.print(
             f"  {split:<10} n={metrics['n']}  loss {_fmt(metrics['loss'])}  "
             f"acc {_fmt(metrics['accuracy'])}  AUC {_with_ci(metrics, 'auc')}  "
-            f"sens {_with_ci(metrics, 'sensitivity')}  spec {_with_ci(metrics, 'specificity')}"
+            f"sens {_with_ci(metrics, 'sensitivity')}  spec {_with_ci(metrics, 'specificity')}  "
+            f"PPV {_with_ci(metrics, 'ppv')}  NPV {_with_ci(metrics, 'npv')}  "
+            f"ECE {_with_ci(metrics, 'ece')}"
         )
     console.print(
         f"[green]saved[/] {escape(str(Path(args.output) / 'model.keras'))} and metrics.json "

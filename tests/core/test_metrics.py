@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from covidxr_core.metrics import (
+    CI_METRICS,
     binary_crossentropy,
     classification_metrics,
     paired_auc_difference,
@@ -44,7 +45,7 @@ def test_hand_computed_case() -> None:
         [np.log(0.9), np.log(0.4), np.log(0.7), np.log(0.8), np.log(0.4)]
     )  # both columns give the same per-sample term for complementary probabilities
     assert m["loss"] == pytest.approx(expected_loss)
-    assert m["ci95"] == {"auc": None, "sensitivity": None, "specificity": None}
+    assert set(m["ci95"]) == set(CI_METRICS) and all(v is None for v in m["ci95"].values())
     assert m["undefined"] == {}
 
 
@@ -157,7 +158,8 @@ def test_bootstrap_of_a_perfect_ranking_stays_perfect() -> None:
     y = np.array([0] * 5 + [1] * 5)
     probs = probs_for([0.9] * 5 + [0.1] * 5)
     m = classification_metrics(y, probs, 0, NAMES, n_boot=200)
-    assert m["ci95"] == {"auc": [1.0, 1.0], "sensitivity": [1.0, 1.0], "specificity": [1.0, 1.0]}
+    for name in ("auc", "average_precision", "sensitivity", "specificity", "ppv", "npv", "f1"):
+        assert m["ci95"][name] == [1.0, 1.0], name
 
 
 def test_three_classes_use_one_vs_rest() -> None:
