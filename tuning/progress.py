@@ -9,11 +9,11 @@ through the study, so nothing in this module knows which engine runs the trials.
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from tuning.leaderboard import stop_counts
 from tuning.objective import best
-from tuning.results import HEADLINE
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -45,8 +45,8 @@ class StudyObserver:
     def search_ended(self, board: Leaderboard) -> None:
         """The search is over (finished, out of budget or interrupted)."""
 
-    def comparison(self, best: RoleSummary, baseline: RoleSummary, verdict: Verdict) -> None:
-        """The retrained winner and the baseline, and what the comparison concluded."""
+    def comparison(self, roles: Mapping[str, RoleSummary], verdict: Verdict) -> None:
+        """The retrained models (``best``, ``baseline``, ``default``) and the verdict."""
 
 
 def duration(seconds: float) -> str:
@@ -142,23 +142,40 @@ class RichProgress(StudyObserver):
             self._live.start()
         self._live.update(self.render(), refresh=True)
 
-    def comparison(self, best: RoleSummary, baseline: RoleSummary, verdict: Verdict) -> None:
+    def comparison(self, roles: Mapping[str, RoleSummary], verdict: Verdict) -> None:
         from rich.markup import escape
         from rich.table import Table
 
+        shown = [(r, label) for r, label in ROLE_LABELS if r in roles]
         table = Table(
-            title="test split: tuned vs recipe (mean ± std over seeds; 95% CI of the exported model)"
+            title="test split at each model's operating point (chosen on validation): "
+            "mean ± std over seeds, [95% CI] of the exported model"
         )
         table.add_column("metric")
-        table.add_column("tuned", justify="right")
-        table.add_column("recipe", justify="right")
-        for name in HEADLINE[:-1]:
-            if name == "precision":
-                continue
-            table.add_row(name, _cell(best, name), _cell(baseline, name))
+        for _, label in shown:
+            table.add_column(label, justify="right")
+        table.add_row(
+            "threshold",
+            *(_threshold(roles[r]) for r, _ in shown),
+        )
+        for name in TABLE_METRICS:
+            table.add_row(name, *(_cell(roles[r], name) for r, _ in shown))
         self.console.print(table)
-        style = {"good": "bold green", "bad": "bold red", "warn": "bold yellow"}[verdict.kind]
-        self.console.print(f"[{style}]{escape(verdict.text)}[/]")
+        style = {"good": "bold green", "bad": "bold red", "warn": "bold yellow", "none": "bold"}
+        self.console.print(f"[{style[verdict.kind]}]{escape(verdict.text)}[/]")
+        for check in verdict.checks:
+            mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]?[/]"}[check.passed]
+            self.console.print(f"  {mark} {escape(check.name)}: {escape(check.detail)}")
+
+
+ROLE_LABELS = (("best", "tuned"), ("default", "sensible default"), ("baseline", "recipe"))
+TABLE_METRICS = (
+    "auc", "average_precision", "sensitivity", "specificity", "ppv", "npv", "f1", "ece",
+)  # fmt: skip
+
+
+def _threshold(summary: RoleSummary) -> str:
+    return "argmax" if summary.threshold is None else f"{summary.threshold:.3f}"
 
 
 def _cell(summary: RoleSummary, name: str) -> str:

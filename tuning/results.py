@@ -15,7 +15,12 @@ from typing import Any
 from covidxr_core.numbers import finite
 
 # The classification numbers every model gets, in the order a table shows them.
-HEADLINE = ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1", "loss")
+HEADLINE = (
+    "auc", "average_precision", "accuracy", "sensitivity", "specificity", "ppv", "npv",
+    "precision", "f1", "ece", "brier", "loss",
+)  # fmt: skip
+# Those that depend on the decision threshold (the others rank or score probabilities).
+THRESHOLDED = ("sensitivity", "specificity", "ppv", "npv", "f1", "accuracy")
 
 
 def _interval(value: Any) -> tuple[float, float] | None:
@@ -37,10 +42,17 @@ class Metrics:
     loss: float | None = None
     accuracy: float | None = None
     auc: float | None = None
+    average_precision: float | None = None
     sensitivity: float | None = None
     specificity: float | None = None
+    ppv: float | None = None
+    npv: float | None = None
     precision: float | None = None
     f1: float | None = None
+    ece: float | None = None
+    brier: float | None = None
+    threshold: float | None = None  # the operating point; None: argmax
+    predicted_positive: int | None = None  # images called positive
     positive_class: str | None = None
     class_names: tuple[str, ...] = ()  # label order of the confusion matrix
     confusion_matrix: tuple[tuple[int, ...], ...] | None = None  # rows true, columns predicted
@@ -57,6 +69,8 @@ class Metrics:
         return cls(
             n=int(data.get("n") or 0),
             **{name: finite(data.get(name)) for name in HEADLINE},
+            threshold=finite(data.get("threshold")),
+            predicted_positive=data.get("predicted_positive"),
             positive_class=data.get("positive_class"),
             class_names=tuple(data.get("confusion_labels") or ()),
             confusion_matrix=tuple(tuple(int(v) for v in row) for row in matrix)
@@ -85,6 +99,8 @@ class Metrics:
         return {
             "n": self.n,
             **{name: getattr(self, name) for name in HEADLINE},
+            "threshold": self.threshold,
+            "predicted_positive": self.predicted_positive,
             "positive_class": self.positive_class,
             "confusion_labels": list(self.class_names),
             "confusion_matrix": [list(r) for r in self.confusion_matrix]
@@ -145,6 +161,10 @@ class RoleSummary:
     exported_validation: Metrics | None
     exported_test: Metrics | None
     per_seed: tuple[Mapping[str, Any], ...] = ()
+    threshold: float | None = None  # the exported seed's, chosen on validation
+    operating_point: str | None = None
+    calibration: Mapping[str, Any] = field(default_factory=dict)  # temperature, ECE before/after
+    external: Mapping[str, Metrics] = field(default_factory=dict)  # external set -> metrics
     trial_id: str | None = None  # the leaderboard trial retrained (best only)
     params: Mapping[str, Any] = field(default_factory=dict)  # its searched values
     extra: Mapping[str, Any] = field(default_factory=dict)  # budget, image size, preset...
@@ -155,6 +175,7 @@ class RoleSummary:
         known = {
             "role", "protocol", "seeds", "exported_seed", "test_mean_std",
             "validation_mean_std", "exported", "per_seed", "trial_id", "params",
+            "threshold", "operating_point", "calibration", "external",
         }  # fmt: skip
         seed = data.get("exported_seed")
         return cls(
@@ -171,6 +192,14 @@ class RoleSummary:
             exported_validation=Metrics.from_dict(exported.get("validation")),
             exported_test=Metrics.from_dict(exported.get("test")),
             per_seed=tuple(data.get("per_seed") or ()),
+            threshold=finite(data.get("threshold")),
+            operating_point=data.get("operating_point"),
+            calibration=dict(data.get("calibration") or {}),
+            external={
+                k: m
+                for k, v in (data.get("external") or {}).items()
+                if (m := Metrics.from_dict(v)) is not None
+            },
             trial_id=str(data["trial_id"]) if data.get("trial_id") is not None else None,
             params=dict(data.get("params") or {}),
             extra={k: v for k, v in data.items() if k not in known},
@@ -195,6 +224,10 @@ class RoleSummary:
                 "test": self.exported_test.to_dict() if self.exported_test else None,
             },
             "per_seed": [dict(p) for p in self.per_seed],
+            "threshold": self.threshold,
+            "operating_point": self.operating_point,
+            "calibration": dict(self.calibration),
+            "external": {k: v.to_dict() for k, v in self.external.items()},
         }
         if self.trial_id is not None:
             out["trial_id"] = self.trial_id
@@ -204,54 +237,179 @@ class RoleSummary:
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """Did tuning beat the recipe? Written to ``comparison.json``.
+class Versus:
+    """The tuned model against one baseline, on the same test images.
 
-    ``beat_recipe`` is True or False only when the paired 95% interval of the test AUC
-    difference excludes 0; None otherwise (undecided), with ``text`` saying why.
+    ``beat`` is True or False only when the paired 95% interval of the test-AUC
+    difference excludes 0 and has width; None otherwise. A baseline that cannot serve as
+    one (``usable`` False: its AUC interval lies below 0.5, or it called every image the
+    same class) is named as such, and beating it counts for nothing.
     """
 
+    role: str  # "baseline" (the recipe) or "default" (the sensible default)
+    label: str  # how the page names it
+    usable: bool
+    unusable_reason: str | None
+    tuned_mean: float | None
+    baseline_mean: float | None
+    difference_mean: float | None
+    paired_difference: float | None
+    paired_ci95: tuple[float, float] | None
+    beat: bool | None
     text: str
-    beat_recipe: bool | None
-    tuned_mean: float | None = None
-    baseline_mean: float | None = None
-    difference_mean: float | None = None
-    paired_difference: float | None = None
-    paired_ci95: tuple[float, float] | None = None
-    metric: str = "test AUC"
-
-    @property
-    def kind(self) -> str:
-        """``good``, ``bad`` or ``warn``: how a banner shows it."""
-        return (
-            "good" if self.beat_recipe is True else "bad" if self.beat_recipe is False else "warn"
-        )
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
-        beat = data.get("beat_recipe")
+    def from_dict(cls, data: Mapping[str, Any]) -> Versus:
+        beat = data.get("beat")
         return cls(
-            text=str(data.get("verdict") or ""),
-            beat_recipe=beat if isinstance(beat, bool) else None,
+            role=str(data.get("role") or ""),
+            label=str(data.get("label") or data.get("role") or ""),
+            usable=bool(data.get("usable", True)),
+            unusable_reason=data.get("unusable_reason"),
             tuned_mean=finite(data.get("tuned_mean")),
             baseline_mean=finite(data.get("baseline_mean")),
             difference_mean=finite(data.get("difference_mean")),
             paired_difference=finite(data.get("paired_difference")),
             paired_ci95=_interval(data.get("paired_ci95")),
-            metric=str(data.get("metric") or "test AUC"),
+            beat=beat if isinstance(beat, bool) else None,
+            text=str(data.get("text") or ""),
         )
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "metric": self.metric,
+            "role": self.role,
+            "label": self.label,
+            "usable": self.usable,
+            "unusable_reason": self.unusable_reason,
             "tuned_mean": self.tuned_mean,
             "baseline_mean": self.baseline_mean,
             "difference_mean": self.difference_mean,
             "paired_difference": self.paired_difference,
             "paired_ci95": list(self.paired_ci95) if self.paired_ci95 else None,
-            "beat_recipe": self.beat_recipe,
-            "verdict": self.text,
+            "beat": self.beat,
+            "text": self.text,
         }
 
 
-__all__ = ["HEADLINE", "MeanStd", "Metrics", "RoleSummary", "Verdict"]
+@dataclass(frozen=True)
+class Check:
+    """One condition of a green verdict: passed (True), failed (False) or not decidable."""
+
+    name: str
+    passed: bool | None
+    detail: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        passed = data.get("passed")
+        return cls(
+            str(data.get("name") or ""),
+            passed if isinstance(passed, bool) else None,
+            str(data.get("detail") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the study concludes about its tuned model. Written to ``comparison.json``.
+
+    ``kind`` is ``good`` (green) only when every check passed; ``bad`` (red) when a check
+    failed outright; ``warn`` (amber) when something could not be shown; ``none`` when the
+    test split cannot support a verdict at all (``text`` says why).
+    """
+
+    text: str
+    kind: str = "warn"
+    checks: tuple[Check, ...] = ()
+    versus: Mapping[str, Versus] = field(default_factory=dict)
+    sens_spec_floor: float = 0.5
+    test: Mapping[str, Metrics] = field(default_factory=dict)  # role -> exported model on test
+    external: Mapping[str, Mapping[str, Metrics]] = field(default_factory=dict)  # set -> role ->
+    external_notes: tuple[str, ...] = ()
+    leakage: tuple[str, ...] = ()  # train<->test duplicate pairs found
+
+    @property
+    def beat_recipe(self) -> bool | None:
+        v = self.versus.get("baseline")
+        return v.beat if v is not None else None
+
+    @property
+    def beat_default(self) -> bool | None:
+        v = self.versus.get("default")
+        return v.beat if v is not None else None
+
+    @property
+    def failed(self) -> list[Check]:
+        return [c for c in self.checks if c.passed is not True]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
+        versus = {k: Versus.from_dict(v) for k, v in (data.get("versus") or {}).items()}
+        if not versus and "beat_recipe" in data:  # a comparison.json from before the checks
+            beat = data.get("beat_recipe")
+            versus["baseline"] = Versus(
+                "baseline", "recipe", True, None, finite(data.get("tuned_mean")),
+                finite(data.get("baseline_mean")), finite(data.get("difference_mean")),
+                finite(data.get("paired_difference")), _interval(data.get("paired_ci95")),
+                beat if isinstance(beat, bool) else None, str(data.get("verdict") or ""),
+            )  # fmt: skip
+        kind = data.get("kind")
+        if kind not in ("good", "warn", "bad", "none"):
+            beat = versus["baseline"].beat if "baseline" in versus else None
+            kind = "good" if beat is True else "bad" if beat is False else "warn"
+
+        def metrics(values: Mapping[str, Any]) -> dict[str, Metrics]:
+            return {k: m for k, v in values.items() if (m := Metrics.from_dict(v)) is not None}
+
+        return cls(
+            text=str(data.get("verdict") or ""),
+            kind=str(kind),
+            checks=tuple(Check.from_dict(c) for c in data.get("checks") or ()),
+            versus=versus,
+            sens_spec_floor=float(data.get("sens_spec_floor", 0.5)),
+            test=metrics(data.get("test") or {}),
+            external={k: metrics(v) for k, v in (data.get("external") or {}).items()},
+            external_notes=tuple(data.get("external_notes") or ()),
+            leakage=tuple(data.get("leakage") or ()),
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        recipe = self.versus.get("baseline")
+        return {
+            "verdict": self.text,
+            "kind": self.kind,
+            "checks": [c.to_dict() for c in self.checks],
+            "sens_spec_floor": self.sens_spec_floor,
+            "versus": {k: v.to_dict() for k, v in self.versus.items()},
+            # The recipe comparison at the top level too, as earlier files had it.
+            "beat_recipe": self.beat_recipe,
+            "beat_default": self.beat_default,
+            "metric": "test AUC",
+            "tuned_mean": recipe.tuned_mean if recipe else None,
+            "baseline_mean": recipe.baseline_mean if recipe else None,
+            "difference_mean": recipe.difference_mean if recipe else None,
+            "paired_difference": recipe.paired_difference if recipe else None,
+            "paired_ci95": list(recipe.paired_ci95) if recipe and recipe.paired_ci95 else None,
+            "test": {k: v.to_dict() for k, v in self.test.items()},
+            "external": {
+                name: {k: v.to_dict() for k, v in roles.items()}
+                for name, roles in self.external.items()
+            },
+            "external_notes": list(self.external_notes),
+            "leakage": list(self.leakage),
+        }
+
+
+__all__ = [
+    "HEADLINE",
+    "THRESHOLDED",
+    "Check",
+    "MeanStd",
+    "Metrics",
+    "RoleSummary",
+    "Verdict",
+    "Versus",
+]

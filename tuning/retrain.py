@@ -1,4 +1,9 @@
-"""After the search: retrain the winner and the recipe baseline with several seeds.
+"""After the search: retrain the winner and the two baselines with several seeds.
+
+The baselines are the recipe as published (``baseline/``, the ``seed`` preset) and a
+sensible default a competent engineer would try first (``default/``, the ``default``
+preset: Adam 1e-3 without decay, widths 16..128, dropout 0.3); all three train under the
+same budget and seeds.
 
 Protocol (said in every metrics file): each seed trains on the train split for the full
 epoch budget, with no early stopping and no checkpoint selection; the validation split is
@@ -36,8 +41,8 @@ PROTOCOL = (
     "validation is measured, not used for selection within a run; test is evaluated once "
     "per model; the exported model is the seed with the best validation score"
 )
-ROLES = ("best", "baseline")
-BASELINE_PRESET = "seed"  # the recipe as published
+ROLES = ("best", "baseline", "default")
+PRESET_OF = {"baseline": "seed", "default": "default"}  # the recipe; the sensible default
 
 
 @dataclass(frozen=True)
@@ -53,6 +58,9 @@ class SeedRun:
     test_probs: np.ndarray
     test_labels: np.ndarray
     model_bytes: bytes
+    threshold: float | None = None  # chosen on this seed's validation predictions
+    operating_point: str | None = None
+    calibration: dict[str, Any] | None = None
 
 
 def train_seed(train_config: Any, n_boot: int, data: Any) -> SeedRun:
@@ -79,6 +87,9 @@ def train_seed(train_config: Any, n_boot: int, data: Any) -> SeedRun:
         test_probs=np.asarray(probs, dtype=np.float64),
         test_labels=np.asarray(test_split.labels),
         model_bytes=model_bytes,
+        threshold=result.threshold,
+        operating_point=train_config.operating_point,
+        calibration=result.calibration,
     )
 
 
@@ -141,10 +152,15 @@ def write_role(
                     "history": r.history,
                     "wall_s": r.wall_s,
                     "fit_s": r.fit_s,
+                    "threshold": r.threshold,
+                    "calibration": r.calibration,
                 }
             )
             for r in runs
         ),
+        threshold=exported.threshold,
+        operating_point=exported.operating_point,
+        calibration=jsonable(exported.calibration or {}),
         trial_id=winner.trial_id if winner is not None else None,
         params=dict(winner.params) if winner is not None else {},
         extra=extra,
@@ -157,35 +173,46 @@ def write_role(
     return summary
 
 
+def _export(role_dir: Path, observer: StudyObserver) -> None:
+    """``model.onnx`` and ``saved_model/`` beside ``model.keras`` (`covidxr_core.export`);
+    a format that cannot be written here is a warning, not a failed study."""
+    from covidxr_core.export import export_model_file
+
+    exported = export_model_file(role_dir / "model.keras")
+    if exported.files:
+        observer.note("exported", ", ".join(str(p) for p in exported.files.values()))
+    for name, why in exported.skipped.items():
+        observer.warning(f"{role_dir.name}/: {name} export skipped: {why}")
+
+
 @dataclass(frozen=True)
 class Retrained:
-    """The retrain's outcome: the winner row and both roles' summaries and test scores."""
+    """The retrain's outcome: the winner row, each role's summary and exported test scores."""
 
     winner: TrialRow
-    best: RoleSummary
-    baseline: RoleSummary
-    best_probs: np.ndarray
-    baseline_probs: np.ndarray
+    roles: dict[str, RoleSummary]
+    probs: dict[str, np.ndarray]  # role -> the exported seed's test probabilities
 
 
 def retrain(
     spec: StudySpec,
     space: SearchSpace,
-    base: Any,
+    configs: dict[str, Any],
     board: Leaderboard,
     run_dir: Path,
     engine: Engine,
     shared_data: Any,
     observer: StudyObserver,
 ) -> Retrained | None:
-    """Retrains the search's winner and the recipe with ``spec.retrain_seeds`` seeds each.
+    """Retrains the search's winner and the baselines with ``spec.retrain_seeds`` seeds each.
 
     Args:
         spec: The study.
-        space: Its search space (maps the winner's values onto ``base``).
-        base: The recipe's `TrainConfig`: the baseline, and what the winner changes.
+        space: Its search space (maps the winner's values onto the recipe).
+        configs: ``baseline`` (the recipe's `TrainConfig`, what the winner changes) and
+            optionally ``default``.
         board: The finished search.
-        run_dir: Where ``best/`` and ``baseline/`` are written.
+        run_dir: Where ``best/``, ``baseline/`` and ``default/`` are written.
         engine: Runs the seeds, on the data it already holds (``shared_data``).
         shared_data: What ``engine.share`` returned.
         observer: Told what is retrained.
@@ -197,45 +224,40 @@ def retrain(
     if winner is None:
         observer.warning("no trial finished: nothing to retrain")
         return None
-    best_config = space.apply(winner.params, base)
+    configs = {"best": space.apply(winner.params, configs["baseline"]), **configs}
+    roles = [r for r in ROLES if r in configs]
     seeds = [spec.seed + i for i in range(spec.retrain_seeds)]
     observer.note(
         "retraining",
-        f"trial {winner.trial_id} ({spec.metric} {winner.column(spec.metric):.4f}) and the "
-        f"recipe baseline with seeds {seeds}, {spec.epochs} epochs each",
+        f"trial {winner.trial_id} ({spec.metric} {winner.column(spec.metric):.4f}), the recipe "
+        f"and the sensible default with seeds {seeds}, {spec.epochs} epochs each",
     )
-    configs = {"best": best_config, "baseline": base}
-    calls = [
-        (dataclasses.replace(configs[role], seed=s), spec.n_boot) for role in ROLES for s in seeds
-    ]
+    calls = [(dataclasses.replace(configs[r], seed=s), spec.n_boot) for r in roles for s in seeds]
     results = engine.run_jobs(train_seed, calls, shared_data, spec)
-    runs = {role: results[i * len(seeds) : (i + 1) * len(seeds)] for i, role in enumerate(ROLES)}
+    runs = {r: results[i * len(seeds) : (i + 1) * len(seeds)] for i, r in enumerate(roles)}
     common = {
         "budget_epochs": spec.epochs,
         "image_size": spec.image_size,
         "channels": spec.channels,
     }
-    best_summary = write_role(
-        run_dir / "best", "best", best_config, runs["best"], spec.metric, common, winner
-    )
-    baseline_summary = write_role(
-        run_dir / "baseline",
-        "baseline",
-        base,
-        runs["baseline"],
-        spec.metric,
-        {**common, "preset": BASELINE_PRESET},
-    )
-    return Retrained(
-        winner,
-        best_summary,
-        baseline_summary,
-        pick_exported(runs["best"], spec.metric).test_probs,
-        pick_exported(runs["baseline"], spec.metric).test_probs,
-    )
+    summaries = {
+        role: write_role(
+            run_dir / role,
+            role,
+            configs[role],
+            runs[role],
+            spec.metric,
+            {**common, "preset": PRESET_OF[role]} if role in PRESET_OF else common,
+            winner if role == "best" else None,
+        )
+        for role in roles
+    }
+    probs = {r: pick_exported(runs[r], spec.metric).test_probs for r in roles}
+    return Retrained(winner, summaries, probs)
 
 
 __all__ = [
+    "PRESET_OF",
     "PROTOCOL",
     "ROLES",
     "Retrained",

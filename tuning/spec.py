@@ -42,7 +42,9 @@ def option(
     choices: Sequence[Any] | None = None,
     minimum: float | None = None,
     above: float | None = None,
+    maximum: float | None = None,
     metavar: str | None = None,
+    repeat: bool = False,
     cli: bool = True,
 ) -> Any:
     """A `StudySpec` field with what its flag and its check need.
@@ -55,12 +57,14 @@ def option(
         minimum: The value must be ``>= minimum`` (None is allowed where the type is
             optional).
         above: The value must be ``> above``.
+        maximum: The value must be ``<= maximum``.
         metavar: How ``--help`` names the value.
+        repeat: The flag may be given several times (a tuple field).
         cli: False for fields the command line does not set.
     """
     meta = dict(
         help=help, flag=flag, choices=choices, minimum=minimum, above=above,
-        metavar=metavar, cli=cli,
+        maximum=maximum, metavar=metavar, repeat=repeat, cli=cli,
     )  # fmt: skip
     return field(default=default, metadata=meta)
 
@@ -127,11 +131,58 @@ class StudySpec:
         choices=KERAS_TUNER_ALGORITHMS,
     )
     precision: str = option("fp32", "training precision", choices=PRECISIONS)
+    operating_point: str = option(
+        "youden",
+        "decision threshold, chosen on validation: youden, sens=T (e.g. sens=0.95) or spec=T",
+        metavar="RULE",
+    )
+    sens_spec_floor: float = option(
+        0.5,
+        "a green verdict needs the tuned model's sensitivity and specificity interval lower "
+        "bounds at or above this",
+        minimum=0,
+        maximum=1,
+    )
+    external: tuple[str, ...] = option(
+        (),
+        "an external labelled data set NAME=DIR (DIR/<class>/* or DIR/<split>/<class>/*), "
+        "used only to evaluate the final models; repeatable",
+        metavar="NAME=DIR",
+        repeat=True,
+    )
+    groups: str | None = option(
+        None,
+        "CSV with columns path,group (e.g. a patient id): a group is never split when "
+        "carving splits, and groups in two splits are reported",
+        metavar="FILE.csv",
+    )
+    drop_leaked: bool = option(
+        False, "remove validation/test images that duplicate a train image (each is listed)"
+    )
     verbose: bool = option(False, "show Ray's and the trials' own logs", flag="-v")
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "external", tuple(self.external))
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
+        from covidxr_core.operating_point import OperatingPoint
+
+        try:
+            OperatingPoint.parse(self.operating_point)
+        except ConfigError as exc:
+            raise SpecError("operating_point", str(exc)) from None
+        names = [item.partition("=")[0] for item in self.external]
+        for item, name in zip(self.external, names, strict=True):
+            if not name or "=" not in item or not item.partition("=")[2]:
+                raise SpecError(
+                    "external", f"external sets must be given as NAME=DIR, but got {item!r}"
+                )
+        if len(set(names)) < len(names):
+            raise SpecError("external", f"external set names must differ, but got {names}")
+
+    def external_sets(self) -> dict[str, str]:
+        """``{NAME: DIR}`` of the external validation sets, in the order given."""
+        return dict(item.partition("=")[::2] for item in self.external)
 
     @property
     def mode(self) -> str:
@@ -164,6 +215,10 @@ def _value_type(name: str) -> tuple[type, bool]:
 def _check(f: dataclasses.Field[Any], value: Any) -> None:
     kind, optional = _value_type(f.name)
     meta = f.metadata
+    if meta.get("repeat"):
+        if not all(isinstance(v, str) for v in value):
+            raise SpecError(f.name, f"{f.name} must be a list of strings, but got {value!r}")
+        return
     if value is None:
         if optional:
             return
@@ -176,6 +231,8 @@ def _check(f: dataclasses.Field[Any], value: Any) -> None:
         raise SpecError(f.name, f"{f.name} must be a finite number, but got {value!r}")
     if meta.get("minimum") is not None and not value >= meta["minimum"]:
         raise SpecError(f.name, f"{f.name} must be >= {meta['minimum']:g}, but got {value!r}")
+    if meta.get("maximum") is not None and not value <= meta["maximum"]:
+        raise SpecError(f.name, f"{f.name} must be <= {meta['maximum']:g}, but got {value!r}")
     if meta.get("above") is not None and not value > meta["above"]:
         raise SpecError(f.name, f"{f.name} must be > {meta['above']:g}, but got {value!r}")
     if meta.get("choices") is not None and value not in meta["choices"]:
@@ -218,6 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
         kwargs: dict[str, Any] = dict(dest=f.name, default=f.default, help=text)
         if kind is bool:
             kwargs["action"] = "store_true"
+        elif meta.get("repeat"):
+            kwargs.update(action="append", type=str, default=None, metavar=meta.get("metavar"))
         else:
             kwargs["type"] = kind
             if meta.get("choices") is not None:
@@ -243,6 +302,9 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
         for f in dataclasses.fields(StudySpec)
         if f.metadata.get("cli", True)
     }
+    for f in dataclasses.fields(StudySpec):
+        if f.metadata.get("repeat"):
+            values[f.name] = tuple(values[f.name] or ())
     if getattr(args, "smoke_test", False):
         values.update(SMOKE_TEST, trials=min(values["trials"], SMOKE_TEST["trials"]))
     return StudySpec(**values)

@@ -1,6 +1,7 @@
 """One study, start to finish, in one direction:
 
-    data -> put once -> engine search -> retrain -> verdict -> summary -> report
+    data -> put once -> engine search -> retrain -> external sets -> verdict -> summary
+    -> model card -> report
 
 Fatal problems (no data, a bad space, an unreachable cluster, a taken run name) stop
 before any trial starts and leave no run folder. A trial that fails is recorded and the
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
     from covidxr_core.data import Dataset
     from covidxr_core.train import TrainConfig
+    from tuning.retrain import Retrained
 
 SUMMARY_FILE = "summary.json"
 COMPARISON_FILE = "comparison.json"
@@ -44,9 +46,10 @@ class StudyResult:
         best_params: The winning trial's searched values (None if no trial finished).
         best_trial: Its trial id.
         leaderboard: One row per trial (the columns of ``leaderboard.parquet``).
-        verdict: Tuned vs recipe on test (None without a retrain).
+        verdict: What the study may claim about the tuned model (None without a retrain).
         best: The retrained winner's summary (``best/metrics.json``), if retrained.
         baseline: The retrained recipe's summary, if retrained.
+        default: The retrained sensible default's summary, if retrained.
         wall_s: The whole study's wall time.
         paths: The run's files by name (``leaderboard``, ``report``, ``best_model``...).
     """
@@ -58,6 +61,7 @@ class StudyResult:
     verdict: Verdict | None
     best: RoleSummary | None
     baseline: RoleSummary | None
+    default: RoleSummary | None
     wall_s: float
     paths: dict[str, Path]
 
@@ -99,6 +103,11 @@ def run_study(
     space = get_space(spec.space)
     engine = get_engine(spec.engine)
     data = load_data(spec, observer)
+    from tuning.external import load_externals
+
+    externals = load_externals(spec, data)  # a bad external folder fails before any trial
+    for name, ext in externals.items():
+        observer.note("external", f"{name}: {len(ext.labels)} images from {ext.source}")
     base = base_config(spec, data)
     space.apply(space.sample_defaults(), base)  # an invalid space fails here, not in trials
     if not resume and run_dir.exists():
@@ -118,23 +127,10 @@ def run_study(
             if spec.retrain_seeds > 0:
                 from tuning.retrain import retrain
 
-                retrained = retrain(spec, space, base, board, run_dir, engine, shared, observer)
+                configs = {"baseline": base, "default": default_config(spec, data)}
+                retrained = retrain(spec, space, configs, board, run_dir, engine, shared, observer)
             if retrained is not None:
-                from tuning.verdict import compare
-
-                test = data.splits["test"]
-                verdict = compare(
-                    retrained.best,
-                    retrained.baseline,
-                    test.labels,
-                    retrained.best_probs,
-                    retrained.baseline_probs,
-                    data.positive_index,
-                    n_boot=spec.n_boot,
-                    seed=spec.seed,
-                )
-                atomic.write_text(run_dir / COMPARISON_FILE, dumps(verdict.to_dict()))
-                observer.comparison(retrained.best, retrained.baseline, verdict)
+                verdict = _conclude(spec, data, retrained, externals, run_dir, observer)
             wall = time.monotonic() - started
             _write_summary(run_dir, spec, data, board, wall, verdict, engine.hardware())
             report = _report(run_dir, observer)
@@ -150,10 +146,92 @@ def run_study(
         best_trial=winner.trial_id if winner is not None else None,
         leaderboard=board.to_pandas(),
         verdict=verdict,
-        best=retrained.best if retrained is not None else None,
-        baseline=retrained.baseline if retrained is not None else None,
+        best=retrained.roles.get("best") if retrained is not None else None,
+        baseline=retrained.roles.get("baseline") if retrained is not None else None,
+        default=retrained.roles.get("default") if retrained is not None else None,
         wall_s=wall,
         paths=_paths(run_dir, report),
+    )
+
+
+def _conclude(
+    spec: StudySpec,
+    data: Dataset,
+    retrained: Retrained,
+    externals: dict[str, Any],
+    run_dir: Path,
+    observer: StudyObserver,
+) -> Verdict:
+    """External evaluation, the verdict, ``comparison.json`` and the model card."""
+    from tuning import external
+    from tuning.modelcard import write_model_card
+    from tuning.verdict import decide
+
+    class_names = tuple(data.class_names)
+    by_set: dict[str, dict[str, Any]] = {}
+    for role, summary in list(retrained.roles.items()):
+        scores = external.evaluate(
+            run_dir / role / "model.keras", externals, data.positive_index, class_names,
+            summary.threshold, spec.n_boot, spec.seed,
+        )  # fmt: skip
+        if scores:
+            summary = dataclasses.replace(summary, external=scores)
+            retrained.roles[role] = summary
+            atomic.write_text(run_dir / role / "metrics.json", dumps(summary.to_dict()))
+        for name, metrics in scores.items():
+            by_set.setdefault(name, {})[role] = metrics
+    best = retrained.roles["best"]
+    notes = external.source_warnings(best.exported_test, best.external)
+    leakage, checked = _train_test_leakage(spec, data)
+    verdict = decide(
+        retrained.roles,
+        retrained.probs,
+        data.splits["test"].labels,
+        data.positive_index,
+        class_names,
+        n_boot=spec.n_boot,
+        seed=spec.seed,
+        floor=spec.sens_spec_floor,
+        leakage=leakage,
+        leakage_checked=checked,
+        external=by_set,
+        external_notes=notes,
+    )
+    atomic.write_text(run_dir / COMPARISON_FILE, dumps(verdict.to_dict()))
+    write_model_card(run_dir, spec, data, retrained.roles, verdict)
+    observer.comparison(retrained.roles, verdict)
+    for note in notes:
+        observer.warning(note)
+    return verdict
+
+
+def _train_test_leakage(spec: StudySpec, data: Dataset) -> tuple[list[str], bool]:
+    """Duplicate radiographs between train and test, one line each; and whether checked."""
+    if data.synthetic:
+        return [], True  # generated images: no patient can be in two splits
+    from covidxr_core.data import find_duplicates
+
+    try:
+        pairs = find_duplicates(data, _data_config(spec))
+    except Exception:  # the check must not take a finished study down
+        return [], False
+    return [p.describe() for p in pairs if {p.split_a, p.split_b} == {"train", "test"}], True
+
+
+def _data_config(spec: StudySpec) -> Any:
+    from covidxr_core.data import DataConfig
+
+    extra: dict[str, Any] = {}
+    if spec.groups:
+        extra["groups"] = spec.groups
+    if spec.drop_leaked:
+        extra["drop_leaked"] = True
+    return DataConfig(
+        image_size=spec.image_size,
+        channels=spec.channels,
+        cache_dir=spec.cache_dir,
+        seed=spec.seed,
+        **extra,
     )
 
 
@@ -177,14 +255,11 @@ def load_data(spec: StudySpec, observer: StudyObserver | None = None) -> Dataset
     Raises:
         StudyError: a split is empty.
     """
-    from covidxr_core.data import DataConfig, load_dataset
+    from covidxr_core.data import load_dataset
 
     observer = observer or StudyObserver()
-    config = DataConfig(
-        image_size=spec.image_size, channels=spec.channels, cache_dir=spec.cache_dir, seed=spec.seed
-    )
     t0 = time.monotonic()
-    data = load_dataset(spec.data, config)
+    data = load_dataset(spec.data, _data_config(spec))
     counts = data.counts()
     label = "synthetic demo data" if data.synthetic else data.source
     observer.note(
@@ -216,8 +291,29 @@ def base_config(spec: StudySpec, data: Dataset) -> TrainConfig:
         positive_class=data.positive_class,
     )
     return TrainConfig(
-        model=model, epochs=spec.epochs, batch_size=32, seed=spec.seed, precision=spec.precision
+        model=model,
+        epochs=spec.epochs,
+        batch_size=32,
+        seed=spec.seed,
+        precision=spec.precision,
+        operating_point=spec.operating_point,
     )
+
+
+def default_config(spec: StudySpec, data: Dataset) -> TrainConfig:
+    """The sensible default (``default`` preset) under the study's budget: the baseline a
+    competent engineer would try first."""
+    from covidxr_core.model import preset
+
+    base = base_config(spec, data)
+    model = preset(
+        "default",
+        image_size=spec.image_size,
+        channels=spec.channels,
+        class_names=tuple(data.class_names),
+        positive_class=data.positive_class,
+    )
+    return dataclasses.replace(base, model=model)
 
 
 def _write_summary(
@@ -273,6 +369,8 @@ def _paths(run_dir: Path, report: Path | None) -> dict[str, Path]:
         "comparison": run_dir / COMPARISON_FILE,
         "best_model": run_dir / "best" / "model.keras",
         "baseline_model": run_dir / "baseline" / "model.keras",
+        "default_model": run_dir / "default" / "model.keras",
+        "model_card": run_dir / "best" / "MODEL_CARD.md",
     }
     paths = {k: p for k, p in candidates.items() if p.exists()}
     if report is not None:
@@ -280,4 +378,4 @@ def _paths(run_dir: Path, report: Path | None) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["StudyResult", "base_config", "load_data", "run_study"]
+__all__ = ["StudyResult", "base_config", "default_config", "load_data", "run_study"]

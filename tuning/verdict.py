@@ -1,85 +1,262 @@
-"""Did tuning beat the recipe? A paired comparison on the same test images.
+"""What the study may claim about its tuned model: the verdict and the checks behind it.
 
-The verdict calls a difference real only when the paired 95% bootstrap interval of the
-exported models' test-AUC difference excludes 0; the mean over seeds is reported beside
-it. Three outcomes, each said in words: beat (green), did not (red), no clear winner or
-undecided (amber).
+Green (``good``) only when every check passes:
+
+1. the tuned model beats every usable baseline (the recipe, the sensible default) on test
+   AUC, by a paired 95% bootstrap interval that excludes 0 and has width (a zero-width
+   interval is not evidence);
+2. its sensitivity and specificity at the operating point have 95% interval lower bounds
+   at or above a stated floor (default 0.5);
+3. no leakage (the same radiograph in train and test) was found.
+
+Red (``bad``) when the tuned model is shown worse than a usable baseline, when its
+sensitivity or specificity itself is below the floor (e.g. it finds no case at all), or
+when train-test leakage was found. Amber (``warn``) for everything that could not be
+shown. No verdict (``none``) when the test split cannot decide: fewer than
+`MIN_PER_CLASS` images of a class, or a tuned model that gives every image the same score.
+
+A baseline that cannot serve as one (its AUC interval lies below 0.5, or it calls every
+test image the same class) is named as such, and beating it counts for nothing.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
+
 import numpy as np
 
-from tuning.results import RoleSummary, Verdict
+from tuning.results import Check, Metrics, RoleSummary, Verdict, Versus
+
+MIN_PER_CLASS = 20  # test images per class below which no verdict is given
+BASELINES = {"default": "the sensible default", "baseline": "the recipe"}
 
 
-def compare(
-    best: RoleSummary,
+def usable(metrics: Metrics | None) -> tuple[bool, str | None]:
+    """Whether a baseline's exported model can serve as one, and why not."""
+    if metrics is None:
+        return False, "it has no test metrics"
+    interval = metrics.ci("auc")
+    if interval is not None and interval[1] < 0.5:
+        return False, (
+            f"its test AUC interval [{interval[0]:.3f}, {interval[1]:.3f}] lies below 0.5: "
+            "it ranks worse than chance"
+        )
+    called = metrics.predicted_positive
+    if called is not None and called in (0, metrics.n):
+        which = metrics.positive_class if called else "not " + str(metrics.positive_class)
+        return False, f"it calls every test image {which}"
+    return True, None
+
+
+def versus(
+    role: str,
+    tuned: RoleSummary,
     baseline: RoleSummary,
     y_test: np.ndarray,
-    best_probs: np.ndarray,
+    tuned_probs: np.ndarray,
     baseline_probs: np.ndarray,
     positive_index: int,
     n_boot: int,
     seed: int,
-) -> Verdict:
-    """Tuned minus baseline test AUC: over seeds (mean ± std) and, for the two exported
-    models, as a paired bootstrap interval over test images.
-
-    Args:
-        best: The retrained winner.
-        baseline: The retrained recipe.
-        y_test: Test labels.
-        best_probs: The exported winner's test probabilities, (N, classes).
-        baseline_probs: The exported baseline's.
-        positive_index: Index of the positive class.
-        n_boot: Bootstrap resamples.
-        seed: Seed of the bootstrap.
-    """
+) -> Versus:
+    """The paired test-AUC comparison of the tuned model with one baseline."""
     from covidxr_core.metrics import paired_auc_difference
 
-    mean_best = best.test_stat("auc").mean
-    mean_base = baseline.test_stat("auc").mean
-    delta_mean = None if mean_best is None or mean_base is None else mean_best - mean_base
+    label = BASELINES.get(role, role)
+    ok, why = usable(baseline.exported_test)
+    mean_t, mean_b = tuned.test_stat("auc").mean, baseline.test_stat("auc").mean
+    delta = None if mean_t is None or mean_b is None else mean_t - mean_b
     paired = paired_auc_difference(
-        y_test, best_probs, baseline_probs, positive_index, n_boot=n_boot, seed=seed
+        y_test, tuned_probs, baseline_probs, positive_index, n_boot=n_boot, seed=seed
     )
     ci = paired["ci95"]
     interval = (float(ci[0]), float(ci[1])) if ci is not None else None
-    beat: bool | None
-    if mean_best is None or mean_base is None or delta_mean is None or paired["difference"] is None:
-        text = "undecided: the test split cannot give an AUC (one class only?)"
-        beat = None
-    elif interval is not None and interval[0] > 0:
+    beat: bool | None = None
+    if paired["difference"] is None or interval is None or delta is None:
+        text = f"against {label}: undecided (the test split cannot give a paired AUC interval)"
+    elif interval[1] - interval[0] <= 1e-12:
         text = (
-            f"tuning beat the recipe: test AUC {mean_best:.3f} vs {mean_base:.3f} "
-            f"(+{delta_mean:.3f} over seeds; paired 95% CI of the exported models' "
-            f"difference [{interval[0]:+.3f}, {interval[1]:+.3f}] excludes 0)"
+            f"against {label}: undecided: the paired interval [{interval[0]:+.3f}, "
+            f"{interval[1]:+.3f}] has no width, which is not evidence"
         )
-        beat = True
-    elif interval is not None and interval[1] < 0:
-        text = (
-            f"tuning did NOT beat the recipe: test AUC {mean_best:.3f} vs {mean_base:.3f} "
-            f"({delta_mean:+.3f}; paired 95% CI [{interval[0]:+.3f}, {interval[1]:+.3f}] "
-            "is below 0)"
-        )
-        beat = False
     else:
-        shown = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]" if interval else "undefined"
+        shown = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
+        if interval[0] > 0:
+            beat, how = True, f"beat it: paired 95% CI {shown} excludes 0"
+        elif interval[1] < 0:
+            beat, how = False, f"did NOT beat it: paired 95% CI {shown} is below 0"
+        else:
+            how = f"no clear winner: the paired 95% CI {shown} includes 0"
         text = (
-            f"no clear winner: test AUC {mean_best:.3f} (tuned) vs {mean_base:.3f} (recipe), "
-            f"difference {delta_mean:+.3f}, within the paired 95% CI {shown}"
+            f"against {label}: test AUC {mean_t:.3f} vs {mean_b:.3f} ({delta:+.3f} over "
+            f"seeds); {how}"
         )
-        beat = None
-    return Verdict(
-        text=text,
-        beat_recipe=beat,
-        tuned_mean=mean_best,
-        baseline_mean=mean_base,
-        difference_mean=delta_mean,
+    if not ok:
+        text += f". Not a usable baseline: {why}"
+    return Versus(
+        role=role,
+        label=label,
+        usable=ok,
+        unusable_reason=why,
+        tuned_mean=mean_t,
+        baseline_mean=mean_b,
+        difference_mean=delta,
         paired_difference=paired["difference"],
         paired_ci95=interval,
+        beat=beat,
+        text=text,
     )
 
 
-__all__ = ["compare"]
+def _floor_check(name: str, metrics: Metrics, floor: float) -> Check:
+    value, interval = metrics.value(name), metrics.ci(name)
+    at = f"at threshold {metrics.threshold:.3f}" if metrics.threshold is not None else "(argmax)"
+    if value is None:
+        return Check(name, None, f"{name} is undefined on the test split")
+    shown = f"{value:.3f}" + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+    if interval is not None and interval[0] >= floor and interval[1] > interval[0]:
+        return Check(name, True, f"{name} {shown} {at}: lower bound clears the {floor:g} floor")
+    if value < floor:
+        return Check(name, False, f"{name} {shown} {at} is below the {floor:g} floor")
+    why = "has no interval" if interval is None else "has a lower bound below the floor"
+    if interval is not None and interval[1] <= interval[0]:
+        why = "has a zero-width interval, which is not evidence"
+    return Check(name, None, f"{name} {shown} {at} {why} ({floor:g})")
+
+
+def decide(
+    roles: Mapping[str, RoleSummary],
+    probs: Mapping[str, np.ndarray],
+    y_test: np.ndarray,
+    positive_index: int,
+    class_names: Sequence[str],
+    *,
+    n_boot: int,
+    seed: int,
+    floor: float = 0.5,
+    leakage: Sequence[str] = (),
+    leakage_checked: bool = True,
+    external: Mapping[str, Mapping[str, Metrics]] | None = None,
+    external_notes: Sequence[str] = (),
+) -> Verdict:
+    """The verdict on the tuned model (role ``best``) against the baselines present.
+
+    Args:
+        roles: ``best`` and any of ``baseline`` (the recipe) and ``default``.
+        probs: Each role's exported model's test probabilities, (N, classes).
+        y_test: Test labels.
+        positive_index: Index of the positive class.
+        class_names: Class names in label order.
+        n_boot: Bootstrap resamples of the paired intervals.
+        seed: Bootstrap seed.
+        floor: Sensitivity and specificity interval lower bounds must reach it.
+        leakage: Train-test duplicate pairs found (one line each).
+        leakage_checked: False when the check could not run (e.g. synthetic data).
+        external: External set -> role -> metrics (shown, not part of the colour).
+        external_notes: Plain-language warnings about the external results.
+    """
+    tuned = roles["best"]
+    test_metrics = {r: s.exported_test for r, s in roles.items() if s.exported_test}
+    common = dict(
+        sens_spec_floor=floor,
+        test=test_metrics,
+        external=dict(external or {}),
+        external_notes=tuple(external_notes),
+        leakage=tuple(leakage),
+    )
+    y_test = np.asarray(y_test).reshape(-1)
+    counts = np.bincount(y_test, minlength=len(class_names))
+    small = [(class_names[i], int(c)) for i, c in enumerate(counts) if c < MIN_PER_CLASS]
+    if small:
+        shown = ", ".join(f"{n} of class {name!r}" for name, n in small)
+        return Verdict(
+            text=f"no verdict: the test split has only {shown}; at least {MIN_PER_CLASS} "
+            "images per class are needed to decide anything",
+            kind="none",
+            **common,  # type: ignore[arg-type]
+        )
+    scores = np.asarray(probs["best"], dtype=np.float64)[:, positive_index]
+    if np.ptp(scores) == 0:
+        return Verdict(
+            text="no verdict: the tuned model gives every test image the same score "
+            "(AUC 0.5 through ties); it has learned nothing usable",
+            kind="none",
+            **common,  # type: ignore[arg-type]
+        )
+
+    compared = {
+        role: versus(
+            role,
+            tuned,
+            roles[role],
+            y_test,
+            probs["best"],
+            probs[role],
+            positive_index,
+            n_boot,
+            seed,
+        )
+        for role in BASELINES
+        if role in roles
+    }
+    checks: list[Check] = []
+    for v in compared.values():
+        name = f"beats {v.label}"
+        if not v.usable:
+            checks.append(
+                Check(name, None, f"{v.label} is not a usable baseline: {v.unusable_reason}")
+            )
+        else:
+            checks.append(Check(name, v.beat, v.text))
+    if not any(v.usable for v in compared.values()):
+        checks.append(
+            Check(
+                "beats a usable baseline",
+                False,
+                "no baseline is usable, so nothing shows that tuning helped",
+            )
+        )
+    metrics = tuned.exported_test
+    if metrics is None:
+        checks.append(Check("test metrics", False, "the tuned model has no test metrics"))
+    else:
+        checks.append(_floor_check("sensitivity", metrics, floor))
+        checks.append(_floor_check("specificity", metrics, floor))
+    if not leakage_checked:
+        checks.append(Check("no train-test leakage", None, "the leakage check did not run"))
+    elif leakage:
+        checks.append(
+            Check(
+                "no train-test leakage",
+                False,
+                f"{len(leakage)} radiograph(s) are in both train and test: {leakage[0]}",
+            )
+        )
+    else:
+        checks.append(
+            Check("no train-test leakage", True, "no duplicate found between train and test")
+        )
+
+    # Unusable baselines inform but do not block; everything else must pass.
+    blocking = [
+        c for c in checks
+        if not (c.name.startswith("beats ") and c.passed is None and "not a usable" in c.detail)
+    ]  # fmt: skip
+    worse = any(v.usable and v.beat is False for v in compared.values())
+    hard_fail = worse or any(c.passed is False for c in blocking if not c.name.startswith("beats "))
+    if all(c.passed is True for c in blocking):
+        kind = "good"
+        beaten = " and ".join(v.label for v in compared.values() if v.usable)
+        rates = "; ".join(c.detail for c in checks if c.name in ("sensitivity", "specificity"))
+        text = (
+            f"tuning beat {beaten} on test AUC beyond the 95% intervals; {rates}; "
+            "no train-test leakage found"
+        )
+    else:
+        kind = "bad" if hard_fail else "warn"
+        failed = [c for c in blocking if c.passed is not True]
+        text = "not shown: " + "; ".join(c.detail for c in failed)
+    return Verdict(text=text, kind=kind, checks=tuple(checks), versus=compared, **common)  # type: ignore[arg-type]
+
+
+__all__ = ["BASELINES", "MIN_PER_CLASS", "decide", "usable", "versus"]
