@@ -3,11 +3,16 @@
     python -m covidxr_core.predict --model runs/NAME/best/model.keras a.jpg b.png
     python -m covidxr_core.predict --model runs/NAME/best/model.keras --json scans/*.jpeg
     python -m covidxr_core.predict --model MODEL --gradcam heatmaps/ scans/*.jpeg
+    python -m covidxr_core.predict --model runs/NAME/best/model.onnx scans/*.dcm
 
 Preprocessing travels with the model: its ``CXRInput`` layer records the image size,
 channels and class order it was trained with, and each file is decoded by the same
 function that decoded the training data. Exit status: 0 all files classified, 1 some
 files could not be decoded (the others are still classified), 2 the model cannot be used.
+
+A ``model.onnx`` (`covidxr_core.export`) runs with onnxruntime and its embedded metadata;
+that path imports neither TensorFlow nor Keras (``pip install 'covidxr[onnx]'``).
+Grad-CAM needs the ``.keras`` model.
 """
 
 from __future__ import annotations
@@ -31,6 +36,8 @@ from covidxr_core.errors import BadImageError, ConfigError, CovidxrError
 
 if TYPE_CHECKING:
     import keras
+
+    from covidxr_core.export import OnnxClassifier
 
 # Overlays are written at least this large so a 64 px model's heatmap is still readable.
 MIN_OVERLAY_SIDE = 256
@@ -59,15 +66,24 @@ class Prediction:
         }
 
 
-def load_classifier(path: str | Path) -> tuple[keras.Model, dict[str, Any]]:
+def load_classifier(path: str | Path) -> tuple[keras.Model | OnnxClassifier, dict[str, Any]]:
     """Load a covidxr model safely and read the preprocessing settings it carries.
 
+    A ``.onnx`` file is run with onnxruntime (`covidxr_core.export.OnnxClassifier`),
+    without importing TensorFlow or Keras; anything else is loaded as a ``.keras`` model.
+
     Raises:
-        ConfigError: The file is missing, is not a Keras model, or was not built by covidxr.
+        ConfigError: The file is missing, is not a Keras (or ONNX) model, or was not built
+            by covidxr.
     """
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"model path {path}: no such file")
+    if path.suffix.lower() == ".onnx":
+        from covidxr_core.export import OnnxClassifier
+
+        onnx_model = OnnxClassifier(path)
+        return onnx_model, onnx_model.metadata
     # Keras (and its backend) load only now, so a wrong path is answered at once;
     # the backend set-up must come first. Importing the model module registers CXRInput
     # and AffineAugment, which safe_mode loading must find by name.
@@ -120,7 +136,10 @@ def decode_files(
 
 
 def predict_images(
-    model: keras.Model, metadata: dict[str, Any], images: np.ndarray, files: Sequence[str]
+    model: keras.Model | OnnxClassifier,
+    metadata: dict[str, Any],
+    images: np.ndarray,
+    files: Sequence[str],
 ) -> list[Prediction]:
     """Class probabilities for decoded images, one `Prediction` per file."""
     if len(files) == 0:
@@ -182,7 +201,9 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m covidxr_core.predict",
         description="Class probabilities for chest X-ray files from a saved covidxr model.",
     )
-    p.add_argument("--model", required=True, help="a model.keras written by covidxr")
+    p.add_argument(
+        "--model", required=True, help="a model.keras (or model.onnx) written by covidxr"
+    )
     p.add_argument("images", nargs="+", metavar="IMG", help="image files (JPEG, PNG, ...)")
     p.add_argument(
         "--json",
@@ -243,6 +264,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
 
+    if args.gradcam and Path(args.model).suffix.lower() == ".onnx":
+        err.print("[bold red]error:[/] --gradcam needs the model.keras, not an ONNX model")
+        return 2
     images, good, problems = decode_files(args.images, metadata["image_size"], metadata["channels"])
     predictions = predict_images(model, metadata, images, good)
     if args.json:
