@@ -252,6 +252,7 @@ def retrain(
         )
         for role in roles
     }
+    _export(run_dir / "best", observer)
     probs = {r: pick_exported(runs[r], spec.metric).test_probs for r in roles}
     return Retrained(winner, summaries, probs)
 
