@@ -14,7 +14,8 @@ def test_every_field_is_a_flag_with_the_fields_default():
     parser = build_parser()
     args = parser.parse_args([])
     for f in dataclasses.fields(StudySpec):
-        assert getattr(args, f.name) == f.default, f.name
+        expected = None if f.metadata.get("repeat") else f.default  # append: None until given
+        assert getattr(args, f.name) == expected, f.name
     assert spec_from_args(args) == StudySpec()
     help_text = parser.format_help()
     for f in dataclasses.fields(StudySpec):
@@ -60,6 +61,10 @@ def test_smoke_test_shrinks_the_study():
         ("channels", 2, r"channels must be one of \[1, 3\], but got 2"),
         ("metric", "auc", "metric must be one of"),
         ("epochs", 1.5, "epochs must be a whole number"),
+        ("operating_point", "sens=2", "operating point 'sens=2'"),
+        ("sens_spec_floor", 1.5, "sens_spec_floor must be <= 1"),
+        ("external", ("adult",), "external sets must be given as NAME=DIR"),
+        ("external", ("a=x", "a=y"), "external set names must differ"),
     ],
 )
 def test_each_rule_names_the_field_and_the_value(field, value, message):
@@ -74,3 +79,11 @@ def test_a_spec_round_trips_through_study_json(tmp_path):
     path.write_text(spec.to_json())
     assert StudySpec.from_json(path) == spec
     assert spec.mode == "max" and StudySpec(metric="val_loss").mode == "min"
+
+
+def test_repeatable_flags_collect_every_value():
+    spec = spec_from_args(
+        build_parser().parse_args(["--external", "adult=/data/a", "--external", "kids=/data/k"])
+    )
+    assert spec.external == ("adult=/data/a", "kids=/data/k")
+    assert spec.external_sets() == {"adult": "/data/a", "kids": "/data/k"}

@@ -75,21 +75,37 @@ def test_smoke_study_writes_every_artifact(tiny_spec):
     assert 0.0 <= best["test_mean_std"]["auc"]["mean"] <= 1.0
     assert best["exported"]["test"]["ci95"]["auc"] is not None
 
-    # The verdict follows from the paired interval it quotes, in words and in the flag.
+    # The clinical numbers, at the operating point chosen on validation, with intervals.
     comparison = json.loads((run / "comparison.json").read_text())
-    lo, hi = comparison["paired_ci95"]
-    if lo > 0:
-        assert comparison["beat_recipe"] is True
-        assert comparison["verdict"].startswith("tuning beat the recipe")
-    elif hi < 0:
-        assert comparison["beat_recipe"] is False
-        assert comparison["verdict"].startswith("tuning did NOT beat the recipe")
+    for metrics in (best["exported"]["test"], comparison["test"]["best"]):
+        assert 0.0 <= metrics["threshold"] <= 1.0 and metrics["decision"] == "threshold"
+        for name in ("ppv", "npv", "ece", "brier", "average_precision"):
+            assert metrics[name] is not None, name
+            lo, hi = metrics["ci95"][name]
+            assert lo <= hi, name
+    assert best["threshold"] == best["exported"]["validation"]["threshold"]
+    assert set(comparison["test"]) == {"best", "baseline", "default"}
+    assert (run / "default" / "model.keras").exists()
+    assert (run / "best" / "MODEL_CARD.md").read_text().count("not a diagnostic device") == 1
+
+    # Each comparison follows from the paired interval it quotes, in words and in the flag.
+    for role in ("baseline", "default"):
+        versus = comparison["versus"][role]
+        lo, hi = versus["paired_ci95"]
+        if lo > 0:
+            assert versus["beat"] is True and "beat it" in versus["text"]
+        elif hi < 0:
+            assert versus["beat"] is False and "did NOT beat" in versus["text"]
+        else:
+            assert versus["beat"] is None and "no clear winner" in versus["text"]
+        assert f"[{lo:+.3f}, {hi:+.3f}]" in versus["text"]
+    # Green only when every check passed; the text names what failed otherwise.
+    checks = comparison["checks"]
+    if comparison["kind"] == "good":
+        assert all(c["passed"] for c in checks)
     else:
-        assert comparison["beat_recipe"] is None
-        assert comparison["verdict"].startswith("no clear winner")
-    assert f"[{lo:+.3f}, {hi:+.3f}]" in comparison["verdict"]
-    tuned = best["test_mean_std"]["auc"]["mean"]
-    assert comparison["tuned_mean"] == pytest.approx(tuned)
+        failed = [c for c in checks if c["passed"] is not True]
+        assert failed and failed[-1]["detail"] in comparison["verdict"]
 
 
 def test_a_failing_trial_is_recorded_and_the_study_goes_on(tiny_spec, failing_space):

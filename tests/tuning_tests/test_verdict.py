@@ -7,7 +7,7 @@ import pytest
 
 from tuning.results import MeanStd, Metrics, RoleSummary, Verdict
 from tuning.retrain import SeedRun, mean_std, pick_exported
-from tuning.verdict import compare
+from tuning.verdict import decide
 
 RNG = np.random.default_rng(0)
 LABELS = np.array([0] * 40 + [1] * 40)  # 0 = corona (positive), 1 = normal
@@ -20,44 +20,116 @@ def _probs(separation: float) -> np.ndarray:
     return np.stack([p, 1 - p], axis=1)
 
 
-def _summary(auc: float) -> RoleSummary:
-    return RoleSummary(
-        role="best", protocol="", seeds=(0,), exported_seed=0,
-        test_mean_std={"auc": MeanStd(auc, 0.0, 1)}, validation_mean_std={},
-        exported_validation=None, exported_test=None,
+def _metrics(sens: float = 0.8, spec: float = 0.8, width: float = 0.1, called: int = 40) -> Metrics:
+    return Metrics(
+        n=80, auc=0.9, sensitivity=sens, specificity=spec, threshold=0.5,
+        predicted_positive=called, positive_class="corona",
+        ci95={
+            "auc": (0.8, 0.95),
+            "sensitivity": (max(0.0, sens - width), min(1.0, sens + width)),
+            "specificity": (max(0.0, spec - width), min(1.0, spec + width)),
+        },
     )  # fmt: skip
 
 
-def _verdict(best_sep: float, base_sep: float, labels: np.ndarray = LABELS) -> Verdict:
-    return compare(
-        _summary(0.9), _summary(0.6), labels, _probs(best_sep), _probs(base_sep), 0, 300, 0
+def _summary(auc: float, metrics: Metrics | None = None) -> RoleSummary:
+    return RoleSummary(
+        role="best", protocol="", seeds=(0,), exported_seed=0,
+        test_mean_std={"auc": MeanStd(auc, 0.0, 1)}, validation_mean_std={},
+        exported_validation=None, exported_test=metrics or _metrics(),
+    )  # fmt: skip
+
+
+def _verdict(
+    best_sep: float,
+    base_sep: float,
+    labels: np.ndarray = LABELS,
+    best: Metrics | None = None,
+    leakage: tuple[str, ...] = (),
+    baseline: Metrics | None = None,
+) -> Verdict:
+    roles = {"best": _summary(0.9, best), "baseline": _summary(0.6, baseline)}
+    probs = {"best": _probs(best_sep), "baseline": _probs(base_sep)}
+    return decide(
+        roles, probs, labels, 0, ("corona", "normal"), n_boot=300, seed=0, leakage=leakage
     )
 
 
-def test_a_clearly_better_model_beats_the_recipe():
+def test_a_clearly_better_model_with_good_rates_is_green():
     verdict = _verdict(3.0, 0.0)
-    assert verdict.beat_recipe is True and verdict.kind == "good"
-    assert verdict.paired_ci95[0] > 0
+    assert verdict.kind == "good" and verdict.beat_recipe is True
+    assert verdict.versus["baseline"].paired_ci95[0] > 0
     assert verdict.text.startswith("tuning beat the recipe")
+    assert all(c.passed for c in verdict.checks)
 
 
-def test_a_clearly_worse_model_does_not():
+def test_a_clearly_worse_model_is_red():
     verdict = _verdict(0.0, 3.0)
     assert verdict.beat_recipe is False and verdict.kind == "bad"
-    assert verdict.paired_ci95[1] < 0 and "did NOT beat" in verdict.text
+    assert "did NOT beat" in verdict.versus["baseline"].text
 
 
-def test_equal_models_give_no_clear_winner():
+def test_equal_models_give_no_clear_winner_and_an_amber_banner():
     verdict = _verdict(1.0, 1.0)
     assert verdict.beat_recipe is None and verdict.kind == "warn"
-    lo, hi = verdict.paired_ci95
-    assert lo <= 0 <= hi and verdict.text.startswith("no clear winner")
+    lo, hi = verdict.versus["baseline"].paired_ci95
+    assert lo <= 0 <= hi and "no clear winner" in verdict.text
 
 
-def test_one_class_test_split_is_undecided():
-    labels = np.zeros(LABELS.size, dtype=int)
-    verdict = _verdict(3.0, 0.0, labels)
-    assert verdict.beat_recipe is None and verdict.text.startswith("undecided")
+def test_a_model_that_finds_no_case_is_never_green():
+    # Better AUC than the recipe, but at its operating point it calls no image positive.
+    verdict = _verdict(3.0, 0.0, best=_metrics(sens=0.0, spec=1.0, width=0.0, called=0))
+    assert verdict.kind == "bad"
+    failed = {c.name for c in verdict.checks if c.passed is False}
+    assert "sensitivity" in failed and "sensitivity 0.000" in verdict.text
+    # A lower bound under the floor, point above it: not shown, amber.
+    verdict = _verdict(3.0, 0.0, best=_metrics(sens=0.55, width=0.2))
+    assert verdict.kind == "warn" and "lower bound below the floor" in verdict.text
+
+
+def test_leakage_between_train_and_test_turns_the_banner_red():
+    verdict = _verdict(3.0, 0.0, leakage=("exact (0/256 bits): train/a.png <-> test/b.png",))
+    assert verdict.kind == "bad" and "both train and test" in verdict.text
+
+
+def test_an_unusable_baseline_is_named_not_celebrated_over():
+    # The recipe calls every image positive: beating it shows nothing.
+    verdict = _verdict(3.0, 0.0, baseline=_metrics(sens=1.0, spec=0.0, called=80))
+    v = verdict.versus["baseline"]
+    assert not v.usable and "calls every test image corona" in v.unusable_reason
+    assert verdict.kind == "warn"  # no usable baseline was beaten
+    assert "no baseline is usable" in verdict.text
+
+
+def test_no_verdict_on_a_tiny_test_split_or_a_constant_model():
+    small = np.array([0] * 8 + [1] * 8)
+    roles = {"best": _summary(0.9), "baseline": _summary(0.6)}
+    verdict = decide(
+        roles, {"best": _probs_n(16), "baseline": _probs_n(16)}, small, 0, ("corona", "normal"),
+        n_boot=50, seed=0,
+    )  # fmt: skip
+    assert verdict.kind == "none" and "only 8 of class 'corona'" in verdict.text
+    flat = np.full((LABELS.size, 2), 0.5)
+    verdict = decide(
+        roles, {"best": flat, "baseline": _probs(1.0)}, LABELS, 0, ("corona", "normal"),
+        n_boot=50, seed=0,
+    )  # fmt: skip
+    assert verdict.kind == "none" and "same score" in verdict.text
+
+
+def test_a_zero_width_interval_is_not_evidence():
+    same = _probs(2.0)
+    roles = {"best": _summary(0.9), "baseline": _summary(0.9)}
+    verdict = decide(
+        roles, {"best": same, "baseline": same}, LABELS, 0, ("corona", "normal"),
+        n_boot=100, seed=0,
+    )  # fmt: skip
+    assert verdict.beat_recipe is None and "not evidence" in verdict.versus["baseline"].text
+
+
+def _probs_n(n: int) -> np.ndarray:
+    p = np.linspace(0.1, 0.9, n)
+    return np.stack([p, 1 - p], axis=1)
 
 
 def test_verdict_and_role_summaries_round_trip_their_json():
