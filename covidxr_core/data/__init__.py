@@ -11,10 +11,50 @@ Layout
     the train split's sub-folders, sorted by name; there must be at least two, and every
     split must have the same class folders, each with at least one image (an empty class
     folder is a `DataError` naming it). Files in nested folders under a class folder
-    belong to that class. A missing validation or test split is carved out of train:
-    per class (stratified), ``val_fraction``/``test_fraction`` of the files (at least
-    one), chosen by a seeded hash of each path, so the carve is deterministic and does
-    not depend on file order or the NumPy version. ``Dataset.notes`` says what was carved.
+    belong to that class. A missing validation or test split is carved out of train
+    (see Carving). ``Dataset.notes`` says what was carved.
+
+Carving (``_carve``)
+    A missing validation or test split is carved out of train after decoding, because
+    it needs the fingerprints the decode pass caches: ``load_dataset`` = `scan` (list
+    files) -> decode or cache hit (pixels + fingerprints) -> carve -> split. First the
+    files are clustered (union-find): exact duplicates (same sha256), near duplicates
+    (the rule of `find_duplicates`: perceptual hashes within ``NEAR_DUPLICATE_BITS``) and
+    files of one group (``DataConfig.groups``) are one cluster, transitively. A whole
+    cluster goes to one split: clusters are ranked by a seeded hash of their first path
+    and, in that order, go to test, then validation, while the split still has room for
+    all of the cluster's files under the per-class target ``max(1, round(fraction *
+    n_class))``; what does not fit stays in train, unless a second pass finds that it
+    brings a split closer to its target (a note says when clusters made a split miss
+    it). A train cluster that reaches a given validation or test folder stays in train.
+    The carve is deterministic, independent of file order and the NumPy version; with no
+    duplicates and no groups it is the earlier per-file carve, file for file. `discover`
+    carves the same way (it computes fingerprints, or reads them from the cache, only
+    when a split is missing or ``drop_leaked`` is set); changing the carving settings
+    never re-decodes anything.
+
+Groups (``DataConfig.groups``)
+    A CSV with columns ``path,group`` (e.g. a patient id); ``path`` relative to the data
+    folder or absolute inside it; unlisted files are a group each. A group is never
+    split by carving; a group found in two (given) splits is reported by
+    `find_group_leaks` and in a note (``group 'patient 17' in train and validation``).
+    A missing column, a path that is not an image of the folder, an empty group or one
+    path in two groups is a `DataError` naming the file, the line, the rule and the value.
+
+Dropping leaked files (``DataConfig.drop_leaked``)
+    Off by default: the leakage check only reports. When on, every validation or test
+    file that `find_duplicates` pairs with a train file (exact or near) is removed from
+    its split and listed in ``Dataset.dropped`` as `DroppedFile` (file, duplicate_of,
+    split, kind, distance), with a note giving the count. A class it would empty is a
+    `DataError`. Duplicates between validation and test are reported, not dropped.
+
+External sets (`load_external`)
+    ``load_external(DIR, config, class_names)`` reads a labelled folder laid out
+    ``DIR/<class>/*`` or ``DIR/<split>/<class>/*`` (splits pooled) with the main data's
+    class names (a class folder the main data lacks is a `DataError`; a class the set
+    lacks is a note) and returns an `ExternalSet` (uint8 images, int32 labels in
+    ``class_names`` order, files, counts, notes), decoded and cached as ``load_dataset``
+    does, with the same image_size, channels and bad-image policy.
 
 Files that are ignored (silently, but counted in a note)
     Hidden files and folders (names starting with "."): ``.DS_Store``, macOS ``._x.jpg``
@@ -72,10 +112,12 @@ three runs). No process is started and nothing
 re-imports the caller's main module, so a plain script needs no
 ``if __name__ == "__main__":`` guard, and it is safe next to TensorFlow or Ray threads.
 
-Leakage (`find_duplicates`)
+Leakage (`find_duplicates`, `find_group_leaks`)
     Exact duplicates (same sha256) and near duplicates (perceptual hash within
-    ``NEAR_DUPLICATE_BITS`` of 256 bits) across splits, after carving; see
-    ``covidxr_core/data/_leakage.py`` for the hash and how the threshold was measured.
+    ``NEAR_DUPLICATE_BITS`` of 256 bits) across splits, after carving (and dropping);
+    see ``covidxr_core/data/_fingerprints.py`` for the hash and how the threshold was
+    measured. Carving never puts a duplicate pair on two sides, so what is reported lies
+    between given split folders. Groups in two splits: `find_group_leaks`.
 
 Importing this package imports NumPy and Pillow only: no Ray, TensorFlow or Keras.
 """
@@ -83,8 +125,9 @@ Importing this package imports NumPy and Pillow only: no Ray, TensorFlow or Kera
 from __future__ import annotations
 
 from covidxr_core.data._cache import file_checksum
+from covidxr_core.data._carve import discover
 from covidxr_core.data._config import DataConfig
-from covidxr_core.data._dataset import SPLITS, Dataset, SplitArrays
+from covidxr_core.data._dataset import SPLITS, Dataset, DroppedFile, SplitArrays
 from covidxr_core.data._decode import (
     DecodeResult,
     DecodeTask,
@@ -92,8 +135,15 @@ from covidxr_core.data._decode import (
     decode_calls,
     decode_task,
 )
-from covidxr_core.data._discover import IMAGE_EXTENSIONS, DataLayout, FileEntry, discover
-from covidxr_core.data._leakage import NEAR_DUPLICATE_BITS, DuplicatePair, find_duplicates
+from covidxr_core.data._discover import IMAGE_EXTENSIONS, DataLayout, FileEntry
+from covidxr_core.data._external import ExternalSet, load_external
+from covidxr_core.data._groups import GroupLeak
+from covidxr_core.data._leakage import (
+    NEAR_DUPLICATE_BITS,
+    DuplicatePair,
+    find_duplicates,
+    find_group_leaks,
+)
 from covidxr_core.data._load import load_dataset
 from covidxr_core.data._synthetic import (
     DEMO_CLASSES,
@@ -117,8 +167,11 @@ __all__ = [
     "Dataset",
     "DecodeResult",
     "DecodeTask",
+    "DroppedFile",
     "DuplicatePair",
+    "ExternalSet",
     "FileEntry",
+    "GroupLeak",
     "SplitArrays",
     "cpu_budget",
     "decode_calls",
@@ -128,5 +181,7 @@ __all__ = [
     "draw_radiograph",
     "file_checksum",
     "find_duplicates",
+    "find_group_leaks",
     "load_dataset",
+    "load_external",
 ]

@@ -35,8 +35,8 @@ class DataConfig:
     """Settings for discovering, carving and decoding one data folder.
 
     Only ``image_size`` and ``channels`` change the decoded pixels (and so the cache key);
-    the carving settings act on file lists after decoding, so changing them never
-    re-decodes anything.
+    the carving settings (fractions, seed, ``groups``) and ``drop_leaked`` act on file
+    lists after decoding, so changing them never re-decodes anything.
     """
 
     image_size: int = 128  # square side in px; aspect is ignored, as flow_from_directory does
@@ -48,6 +48,10 @@ class DataConfig:
     seed: int = 0  # carving seed; the same seed and files always give the same carve
     positive_class: str | None = None  # None -> the one class not called "normal"
     workers: int | None = None  # decode threads; None -> os.cpu_count()
+    # CSV of ``path,group`` (e.g. a patient id): a group is never split by carving, and a
+    # group found in two given splits is reported. None: every file is its own group.
+    groups: str | os.PathLike[str] | None = None
+    drop_leaked: bool = False  # remove validation/test files that duplicate a train file
 
     def __post_init__(self) -> None:
         _check_int("image_size", self.image_size, MIN_IMAGE_SIZE, MAX_IMAGE_SIZE)
@@ -83,6 +87,16 @@ class DataConfig:
             )
         if self.workers is not None:
             _check_int("workers", self.workers, 1)
+        if self.groups is not None and (
+            not isinstance(self.groups, (str, os.PathLike)) or not os.fspath(self.groups)
+        ):
+            raise ConfigError(
+                f"DataConfig.groups must be the path of a CSV file or None, but got {self.groups!r}"
+            )
+        if not isinstance(self.drop_leaked, bool):
+            raise ConfigError(
+                f"DataConfig.drop_leaked must be True or False, but got {self.drop_leaked!r}"
+            )
 
     def resolved_workers(self) -> int:
         """The number of decode threads to use at most."""

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
 SPLITS = ("train", "validation", "test")
+
+
+class DroppedFile(NamedTuple):
+    """A validation/test file removed under ``DataConfig.drop_leaked``: it duplicates a train file."""
+
+    file: str  # relative to the data root, e.g. "validation/corona/4-x-day1.jpg"
+    duplicate_of: str  # the train file it holds the same radiograph as
+    split: str  # the split it was removed from: "validation" or "test"
+    kind: str = "exact"  # "exact" (same bytes) or "near" (perceptual hashes within threshold)
+    distance: int = 0  # differing hash bits
 
 
 @dataclass(frozen=True)
@@ -41,6 +52,8 @@ class Dataset:
     cache_path: str | None = None  # cache directory the arrays came from
     cache_hit: bool = False
     extra: dict[str, object] = field(default_factory=dict)
+    # Files removed from validation/test under DataConfig.drop_leaked (empty without it).
+    dropped: tuple[DroppedFile, ...] = ()
 
     @property
     def positive_index(self) -> int:

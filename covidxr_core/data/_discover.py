@@ -1,21 +1,20 @@
-"""Find the images of a data folder and assign them to splits and classes; opens no image.
+"""Find the images of a data folder and assign them to splits and classes.
 
-The folder looks like ``DIR/<split>/<class>/...``. Discovery only lists and stats files;
-carving a missing validation or test split out of train also happens here, on file
-lists, so the decode cache (keyed by the files, not the splits) never depends on it.
+The folder looks like ``DIR/<split>/<class>/...``. `scan` only lists and stats files (it
+opens no image). Carving a missing validation or test split out of train needs the
+files' fingerprints, so that duplicates and groups stay together: `_carve.discover` is
+`scan` followed by that carve. Carving acts on file lists, so the decode cache (keyed
+by the files, not the splits) never depends on it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from stat import S_ISREG
 
-from covidxr_core.data._config import DataConfig
-from covidxr_core.data._dataset import SPLITS
+from covidxr_core.data._dataset import SPLITS, DroppedFile
 from covidxr_core.errors import DataError
 
 # What Keras's flow_from_directory accepts, plus WebP and GIF which Pillow reads as well.
@@ -59,6 +58,13 @@ class DataLayout:
     notes: tuple[str, ...] = ()
     skipped: tuple[tuple[str, str], ...] = ()  # (relpath, reason): links we refused to follow
     ignored: tuple[str, ...] = field(default=())  # hidden or non-image files, not an error
+    groups: dict[str, str] = field(default_factory=dict)  # relpath -> group (DataConfig.groups)
+    dropped: tuple[DroppedFile, ...] = ()  # removed under DataConfig.drop_leaked
+
+    @property
+    def missing(self) -> tuple[str, ...]:
+        """The splits that were not given as folders, so are (to be) carved out of train."""
+        return tuple(s for s in ("validation", "test") if s not in self.source_splits)
 
     def split_of(self) -> dict[str, str]:
         """relpath -> split name after carving."""
@@ -191,59 +197,16 @@ def _find_splits(root: Path, walker: _Walker) -> tuple[dict[str, Path], list[str
     return found, notes
 
 
-def _carve_key(seed: int, relpath: str) -> bytes:
-    # A per-file hash rank rather than a shuffled list: the carve does not depend on the
-    # NumPy version or on file order, and adding one file moves at most that one file.
-    return hashlib.blake2b(f"{seed}:{relpath}".encode(), digest_size=8).digest()
+def scan(path: str | os.PathLike[str]) -> DataLayout:
+    """List a data folder's images per split and class, without carving; opens no image.
 
-
-def _carve(
-    train: list[FileEntry], class_names: tuple[str, ...], missing: list[str], config: DataConfig
-) -> tuple[dict[str, list[FileEntry]], list[str]]:
-    """Move a stratified, seeded share of each train class into each missing split."""
-    fractions = {"validation": config.val_fraction, "test": config.test_fraction}
-    out: dict[str, list[FileEntry]] = {"train": [], **{s: [] for s in missing}}
-    for label in class_names:
-        files = sorted(
-            (f for f in train if f.label == label), key=lambda f: _carve_key(config.seed, f.relpath)
-        )
-        wanted = {s: max(1, math.floor(fractions[s] * len(files) + 0.5)) for s in missing}
-        if sum(wanted.values()) >= len(files):
-            raise DataError(
-                f"train/{label}: {len(files)} images are too few to carve {' and '.join(missing)} "
-                f"out of train (needs at least {sum(wanted.values()) + 1})"
-            )
-        start = 0
-        for split in ("test", "validation"):  # fixed order: the carve must not depend on dicts
-            if split in wanted:
-                out[split].extend(files[start : start + wanted[split]])
-                start += wanted[split]
-        out["train"].extend(files[start:])
-    notes = []
-    for split in missing:
-        counts = ", ".join(f"{c} {sum(f.label == c for f in out[split])}" for c in class_names)
-        notes.append(
-            f"{split} split missing: carved {fractions[split]:.0%} of train, stratified, "
-            f"seed {config.seed} ({counts})"
-        )
-    return out, notes
-
-
-def discover(path: str | os.PathLike[str], config: DataConfig | None = None) -> DataLayout:
-    """List a data folder's images per split and class, carving missing splits.
-
-    Args:
-        path: The data folder, laid out as ``DIR/<split>/<class>/<image>``.
-        config: Carving settings (``val_fraction``, ``test_fraction``, ``seed``).
-
-    Returns:
-        The layout; no image file has been opened.
+    Splits that are not given as folders are empty in the result (see
+    `DataLayout.missing`); `_carve.arrange` carves them.
 
     Raises:
-        DataError: the folder is missing, has no train split, fewer than two classes, an
-            empty or missing class folder, or too few images to carve a split.
+        DataError: the folder is missing, has no train split, fewer than two classes, or
+            an empty or missing class folder.
     """
-    config = config if config is not None else DataConfig()
     given = Path(path).expanduser()
     if not given.exists():
         raise DataError(f"{given}: data folder does not exist")
@@ -281,12 +244,6 @@ def discover(path: str | os.PathLike[str], config: DataConfig | None = None) -> 
                     f"{sorted(IMAGE_EXTENSIONS)}"
                 )
 
-    missing = [s for s in ("validation", "test") if s not in found]
-    per_split: dict[str, list[FileEntry]] = dict(found)
-    if missing:
-        carved, carve_notes = _carve(found["train"], class_names, missing, config)
-        per_split.update(carved)
-        notes.extend(carve_notes)
     for split, name in ((s, split_dirs[s].name) for s in split_dirs):
         if name != split:
             notes.append(f"{split} split read from folder {name!r}")
@@ -295,18 +252,17 @@ def discover(path: str | os.PathLike[str], config: DataConfig | None = None) -> 
         notes.append(f"ignored {len(walker.ignored)} hidden or non-image files: {shown}")
 
     all_files = tuple(sorted((f for fs in found.values() for f in fs), key=lambda f: f.relpath))
-    splits = {s: tuple(sorted((f.relpath, f.label) for f in per_split[s])) for s in SPLITS}
+    splits = {s: tuple(sorted((f.relpath, f.label) for f in found.get(s, ()))) for s in SPLITS}
     return DataLayout(
         root=root,
         class_names=class_names,
         splits=splits,
         files=all_files,
         source_splits={s: d.name for s, d in split_dirs.items()},
-        carved=tuple(missing),
         notes=tuple(notes),
         skipped=tuple(walker.skipped),
         ignored=tuple(walker.ignored),
     )
 
 
-__all__ = ["IMAGE_EXTENSIONS", "DataLayout", "FileEntry", "discover"]
+__all__ = ["IMAGE_EXTENSIONS", "DataLayout", "FileEntry", "scan"]

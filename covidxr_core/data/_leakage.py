@@ -1,105 +1,29 @@
-"""Leakage check: the same radiograph in two splits, as identical bytes or re-encoded.
+"""Leakage check: the same radiograph, or the same group, in two splits.
 
-A file is fingerprinted once (sha256 of its bytes and the perceptual hash of `_phash`)
-by the same decoding code that produces pixels, and the fingerprints are cached next to
-the decoded arrays, keyed by the file list only, so changing image_size reuses them.
-
-Threshold: two files whose hashes differ in at most ``NEAR_DUPLICATE_BITS`` (28) of 256
-bits count as the same radiograph. Measured on covid-cxr (283 real radiographs, 39,903
-pairs): the known re-encoded pair (extubation-1 / 4-x-day1) differs in 20 bits; two
-pairs of near-identical films of one patient (AR-1 / AR-2, and two UUID-named files) in
-18; the next closest pairs are other films of one patient (AR-1 / extubation-1, 44) and
-then different patients (52 and up). Halving a radiograph and re-saving it at JPEG
-quality 50-70 moves 0-10 bits; +30% contrast or a gamma of 0.7 up to 22. The closest two
-of the 344 synthetic demo images differ in 32. So 28 sits above every re-encoding seen
-and below every pair of different images. Cropping 5% (40-70 bits) and mirroring
-(about 125) are not detected: the hash describes the whole frame.
+`find_duplicates` lists files that hold one radiograph (identical bytes, or re-encoded:
+the fingerprints and threshold of `_fingerprints`) in different splits, after carving;
+`find_group_leaks` lists groups (``DataConfig.groups``) found in two splits. Carving keeps
+duplicates and groups on one side (`_carve`), so what either reports lies between given
+split folders.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
-import numpy as np
-
-from covidxr_core.cache import cache_root
-from covidxr_core.data import _cache
+from covidxr_core.data._carve import discover
 from covidxr_core.data._config import DataConfig
-from covidxr_core.data._dataset import SPLITS, Dataset
-from covidxr_core.data._decode import DecodeTask, decode_all
-from covidxr_core.data._discover import DataLayout, discover
-from covidxr_core.data._phash import HASH_BITS, HASH_BYTES, hamming_matrix
-
-HASH_VERSION = 1  # bump when the perceptual hash changes
-NEAR_DUPLICATE_BITS = 28  # see the module docstring for how this was chosen
-
-
-@dataclass(frozen=True)
-class DuplicatePair:
-    """Two files that hold the same radiograph; ``file_a`` sorts before ``file_b``."""
-
-    file_a: str  # relative to the data root
-    split_a: str
-    file_b: str
-    split_b: str
-    kind: str  # "exact" (same bytes) or "near" (perceptual hashes within the threshold)
-    distance: int  # differing hash bits out of HASH_BITS; 0 for most exact pairs
-
-    def describe(self) -> str:
-        """One line for a report, e.g. ``near (20/256 bits): train/a.jpg <-> validation/b.jpg``."""
-        return f"{self.kind} ({self.distance}/{HASH_BITS} bits): {self.file_a} <-> {self.file_b}"
-
-
-def _fingerprint_path(layout: DataLayout, config: DataConfig) -> Path:
-    key = _cache.fingerprint_key(layout.files, HASH_VERSION)
-    return cache_root(config.cache_dir) / f"fingerprints-v{_cache.FORMAT_VERSION}" / f"{key}.json"
-
-
-def store_fingerprints(path: Path, fingerprints: dict[str, list[str] | None]) -> None:
-    """Cache fingerprints (relpath -> [sha256, phash hex], None for a bad file)."""
-    # A cache that cannot be written only costs time next run.
-    with contextlib.suppress(OSError):
-        _cache.write_json_atomic(path, {"hash_version": HASH_VERSION, "files": fingerprints})
-
-
-def fingerprints(
-    layout: DataLayout, config: DataConfig | None = None
-) -> dict[str, tuple[str, bytes]]:
-    """sha256 and perceptual hash of every decodable file, from the cache or computed.
-
-    Args:
-        layout: The files to fingerprint.
-        config: ``cache_dir`` and ``workers`` are used.
-
-    Returns:
-        relpath -> (sha256 hex, packed hash); files that cannot be decoded are absent.
-    """
-    config = config if config is not None else DataConfig()
-    path = _fingerprint_path(layout, config)
-    cached = _cache.read_json_verified(path)
-    stored: dict[str, Any] | None = cached.get("files") if cached else None
-    if stored is None or set(stored) != {f.relpath for f in layout.files}:
-        tasks = [
-            DecodeTask(
-                str(layout.root / f.relpath),
-                f.relpath,
-                config.image_size,
-                config.channels,
-                pixels=False,
-                fingerprint=True,
-            )
-            for f in layout.files
-        ]
-        stored = {
-            r.relpath: [r.sha256, r.phash.hex()] if r.ok and r.phash else None
-            for r in decode_all(tasks, config.resolved_workers())
-        }
-        store_fingerprints(path, stored)
-    return {rel: (v[0], bytes.fromhex(v[1])) for rel, v in stored.items() if v is not None}
+from covidxr_core.data._dataset import Dataset
+from covidxr_core.data._discover import DataLayout
+from covidxr_core.data._fingerprints import (
+    HASH_VERSION,
+    NEAR_DUPLICATE_BITS,
+    DuplicatePair,
+    fingerprints,
+    pairs_across,
+)
+from covidxr_core.data._groups import GroupLeak, group_leaks
+from covidxr_core.data._phash import HASH_BITS
 
 
 def _as_layout(
@@ -113,38 +37,6 @@ def _as_layout(
             raise TypeError("find_duplicates: this Dataset does not carry its DataLayout")
         return layout
     return discover(source, config)
-
-
-_BLOCK = 1024  # rows of split a compared at once: bounds memory on large data sets
-
-
-def _pairs_between(
-    side_a: tuple[str, list[str], np.ndarray],
-    side_b: tuple[str, list[str], np.ndarray],
-    prints: dict[str, tuple[str, bytes]],
-    max_distance: int,
-) -> list[DuplicatePair]:
-    """Pairs between two splits (or inside one, when both sides are the same split)."""
-    split_a, rels_a, hashes_a = side_a
-    split_b, rels_b, hashes_b = side_b
-    by_sha: dict[str, list[int]] = {}
-    for ib, rel in enumerate(rels_b):
-        by_sha.setdefault(prints[rel][0], []).append(ib)
-    out = []
-    for start in range(0, len(rels_a), _BLOCK):
-        distances = hamming_matrix(hashes_a[start : start + _BLOCK], hashes_b)
-        hits = distances <= max_distance
-        same = np.zeros_like(hits)
-        for ia in range(hits.shape[0]):
-            same[ia, by_sha.get(prints[rels_a[start + ia]][0], [])] = True
-        hits |= same
-        if split_a == split_b:  # each unordered pair once, never a file with itself
-            hits &= np.arange(len(rels_b))[None, :] > np.arange(start, start + len(hits))[:, None]
-        for ia, ib in zip(*np.nonzero(hits), strict=True):
-            (fa, sa), (fb, sb) = sorted([(rels_a[start + ia], split_a), (rels_b[ib], split_b)])
-            kind = "exact" if same[ia, ib] else "near"
-            out.append(DuplicatePair(fa, sa, fb, sb, kind, int(distances[ia, ib])))
-    return out
 
 
 def find_duplicates(
@@ -170,27 +62,33 @@ def find_duplicates(
     if isinstance(max_distance, bool) or not 0 <= max_distance <= HASH_BITS:
         raise ValueError(f"`0 <= max_distance <= {HASH_BITS}` must hold, got {max_distance!r}")
     layout = _as_layout(source, config)
-    prints = fingerprints(layout, config)
-    members = {split: [rel for rel, _ in layout.splits[split] if rel in prints] for split in SPLITS}
-    hashes = {
-        split: np.frombuffer(b"".join(prints[r][1] for r in rels), dtype=np.uint8).reshape(
-            len(rels), HASH_BYTES
-        )
-        for split, rels in members.items()
-    }
-    pairs: list[DuplicatePair] = []
-    for i, split_a in enumerate(SPLITS):
-        for split_b in SPLITS[i:] if within_splits else SPLITS[i + 1 :]:
-            pairs.extend(
-                _pairs_between(
-                    (split_a, members[split_a], hashes[split_a]),
-                    (split_b, members[split_b], hashes[split_b]),
-                    prints,
-                    max_distance,
-                )
-            )
-    pairs.sort(key=lambda p: (p.kind != "exact", p.distance, p.file_a, p.file_b))
-    return pairs
+    return pairs_across(layout, fingerprints(layout, config), max_distance, within_splits)
 
 
-__all__ = ["NEAR_DUPLICATE_BITS", "DuplicatePair", "find_duplicates", "fingerprints"]
+def find_group_leaks(
+    source: str | os.PathLike[str] | DataLayout | Dataset, config: DataConfig | None = None
+) -> list[GroupLeak]:
+    """Groups (``DataConfig.groups``) found in more than one split, after carving.
+
+    Carving keeps every group on one side, so a leak is a group that the given split
+    folders already divide (e.g. ``group 'patient 17' in train and validation``).
+
+    Args:
+        source: A data folder, its `DataLayout`, or a `Dataset` from `load_dataset`.
+        config: The groups file and carving settings, when ``source`` is a folder.
+
+    Returns:
+        Leaks sorted by group; empty when no groups file was used.
+    """
+    config = config if config is not None else DataConfig()
+    return group_leaks(_as_layout(source, config))
+
+
+__all__ = [
+    "HASH_VERSION",
+    "NEAR_DUPLICATE_BITS",
+    "DuplicatePair",
+    "find_duplicates",
+    "find_group_leaks",
+    "fingerprints",
+]

@@ -1,4 +1,9 @@
-"""From a data folder to a `Dataset`: discover, decode once (or hit the cache), split."""
+"""From a data folder to a `Dataset`: scan, decode once (or hit the cache), carve, split.
+
+Carving comes after decoding because it needs the fingerprints the decode pass stores:
+`scan` lists the files, `_decoded` decodes them (or hits the cache) and caches their
+fingerprints, and `_carve.arrange` carves, keeping duplicates and groups together.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,12 @@ from numpy.lib.format import open_memmap
 
 from covidxr_core.cache import cache_root
 from covidxr_core.data import _cache
+from covidxr_core.data._carve import arrange
 from covidxr_core.data._config import DataConfig, resolve_positive_class
 from covidxr_core.data._dataset import SPLITS, Dataset, SplitArrays
 from covidxr_core.data._decode import DecodeTask, decode_all
-from covidxr_core.data._discover import DataLayout, discover
-from covidxr_core.data._leakage import HASH_VERSION, store_fingerprints
+from covidxr_core.data._discover import DataLayout, scan
+from covidxr_core.data._fingerprints import HASH_VERSION, fingerprints, store_fingerprints
 from covidxr_core.data._synthetic import DEMO_VERSION, demo_data_path
 from covidxr_core.errors import BadImageError, DataError
 
@@ -195,9 +201,12 @@ def load_dataset(path: str | os.PathLike[str] | None, config: DataConfig | None 
             notes=(note, *dataset.notes),
         )
 
-    layout = discover(path, config)
+    layout = scan(path)
     positive = resolve_positive_class(layout.class_names, config.positive_class)
     entry, hit, cache_notes = _decoded(layout, config)
+    needs_prints = bool(layout.missing) or config.drop_leaked
+    # Cached by the decode pass (or by an earlier run): read, not recomputed.
+    layout = arrange(layout, config, fingerprints(layout, config) if needs_prints else None)
     manifest = entry.manifest
     bad: dict[str, list[Any]] = manifest["bad"]
     if bad and config.on_bad_image == "error":
@@ -214,10 +223,11 @@ def load_dataset(path: str | os.PathLike[str] | None, config: DataConfig | None 
         counts = np.bincount(splits[split].labels, minlength=len(layout.class_names))
         for label, count in zip(layout.class_names, counts, strict=True):
             if count == 0:
+                dropped = f" and dropping {len(layout.dropped)} leaked" if layout.dropped else ""
                 raise DataError(
                     f"{layout.root / layout.source_splits.get(split, 'train') / label}: no "
                     f"decodable image left for split {split!r} after skipping "
-                    f"{len(bad)} bad files (a class with zero images cannot be used)"
+                    f"{len(bad)} bad files{dropped} (a class with zero images cannot be used)"
                 )
     skipped = list(layout.skipped) + [
         (rel, f"{rule}: {value}" if value else rule) for rel, (rule, value) in bad.items()
@@ -237,6 +247,7 @@ def load_dataset(path: str | os.PathLike[str] | None, config: DataConfig | None 
         skipped=tuple(skipped),
         cache_path=str(entry.path),
         cache_hit=hit,
+        dropped=layout.dropped,
         extra={
             "layout": layout,
             "originals": originals,  # relpath -> (width, height, format, mode) as stored
