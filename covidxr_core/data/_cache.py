@@ -29,10 +29,11 @@ import numpy as np
 import PIL
 
 from covidxr_core import atomic
+from covidxr_core.data._dicom import DICOM_DECODE_VERSION
 from covidxr_core.data._discover import FileEntry
 
 # Bump when decoding changes what pixels come out, so old entries are never read.
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: DICOM decoding, per-image "meta" in the manifest
 IMAGES_FILE = "images.npy"
 MANIFEST_FILE = "manifest.json"
 _CHUNK = 1 << 22
@@ -40,6 +41,16 @@ _CHUNK = 1 << 22
 
 class CacheInvalid(Exception):
     """An existing cache entry cannot be trusted; the message says why."""
+
+
+def _installed(distribution: str) -> str | None:
+    """A distribution's version without importing it (None when not installed)."""
+    from importlib import metadata
+
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
 
 
 def _digest(parts: object) -> str:
@@ -53,8 +64,15 @@ def file_list_key(files: Sequence[FileEntry]) -> list[list[object]]:
 
 
 def decode_key(files: Sequence[FileEntry], image_size: int, channels: int) -> str:
-    """Key of the decoded arrays; Pillow's version is in it since resampling may change."""
-    settings = {"image_size": image_size, "channels": channels, "pillow": PIL.__version__}
+    """Key of the decoded arrays; Pillow's version is in it since resampling may change,
+    and the DICOM pipeline's version and pydicom's (installed or not) since they decide
+    what DICOM files decode to."""
+    settings = {
+        "image_size": image_size,
+        "channels": channels,
+        "pillow": PIL.__version__,
+        "dicom": [DICOM_DECODE_VERSION, _installed("pydicom")],
+    }
     return _digest({"v": FORMAT_VERSION, "settings": settings, "files": file_list_key(files)})
 
 

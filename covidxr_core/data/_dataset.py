@@ -52,6 +52,9 @@ class Dataset:
     cache_path: str | None = None  # cache directory the arrays came from
     cache_hit: bool = False
     extra: dict[str, object] = field(default_factory=dict)
+    # relpath -> {"view_position": "PA", "manufacturer": "..."}: what DICOM files say, for
+    # the files that say it (other formats carry none)
+    image_meta: dict[str, dict[str, str]] = field(default_factory=dict)
     # Files removed from validation/test under DataConfig.drop_leaked (empty without it).
     dropped: tuple[DroppedFile, ...] = ()
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from covidxr_core.data._dicom import DicomRejected, decode_dicom, is_dicom
 from covidxr_core.data._phash import HASH_INPUT, perceptual_hash
 
 # Counts decode_task calls in this process (every decode thread included); tests and
@@ -65,6 +66,7 @@ class DecodeResult:
     phash: bytes | None = None
     rule: str | None = None  # set when the file is bad
     value: str | None = None
+    meta: dict[str, str] | None = None  # DICOM: view_position, manufacturer where present
 
     @property
     def ok(self) -> bool:
@@ -142,6 +144,8 @@ def decode_task(task: DecodeTask) -> DecodeResult:
     # size is checked here too (a warnings filter cannot do it: filters are global, and
     # `warnings.catch_warnings` in several threads at once corrupts them).
     limit = Image.MAX_IMAGE_PIXELS
+    if is_dicom(data, rel):
+        return _decode_dicom(task, data, target_mode, limit)
     try:
         with Image.open(io.BytesIO(data)) as probe:
             width, height = probe.size
@@ -182,6 +186,37 @@ def decode_task(task: DecodeTask) -> DecodeResult:
         )
     sha = hashlib.sha256(data).hexdigest() if task.fingerprint else None
     return DecodeResult(rel, pixels, width, height, fmt, mode, sha, phash)
+
+
+def _decode_dicom(
+    task: DecodeTask, data: bytes, target_mode: str, limit: int | None
+) -> DecodeResult:
+    """`decode_task` for a DICOM file (`covidxr_core.data._dicom`): 8-bit first, then
+    the same resize and fingerprint as any other image."""
+    rel = task.relpath
+    try:
+        info = decode_dicom(data, limit)
+        image = Image.fromarray(info.pixels)
+        pixels = phash = None
+        if task.pixels:
+            side = task.image_size
+            resized = image.convert(target_mode).resize((side, side), Image.Resampling.BILINEAR)
+            pixels = np.asarray(resized, dtype=np.uint8).reshape(side, side, task.channels)
+        if task.fingerprint:
+            phash = _thumbnail_hash(image)
+    except DicomRejected as exc:
+        return DecodeResult(rel, format="DICOM", rule=exc.rule, value=exc.value)
+    except Exception as exc:  # pydicom and its handlers raise many types on bad data
+        return DecodeResult(
+            rel,
+            format="DICOM",
+            rule="truncated or corrupt DICOM data",
+            value=f"{type(exc).__name__}: {exc}",
+        )
+    sha = hashlib.sha256(data).hexdigest() if task.fingerprint else None
+    return DecodeResult(
+        rel, pixels, info.width, info.height, "DICOM", info.mode, sha, phash, meta=info.meta or None
+    )
 
 
 def decode_all(tasks: Sequence[DecodeTask], workers: int) -> Iterator[DecodeResult]:

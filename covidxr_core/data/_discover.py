@@ -15,11 +15,14 @@ from pathlib import Path
 from stat import S_ISREG
 
 from covidxr_core.data._dataset import SPLITS, DroppedFile
+from covidxr_core.data._dicom import DICOM_EXTENSIONS, PREAMBLE, has_preamble
 from covidxr_core.errors import DataError
 
-# What Keras's flow_from_directory accepts, plus WebP and GIF which Pillow reads as well.
+# What Keras's flow_from_directory accepts, plus WebP and GIF which Pillow reads as well,
+# and DICOM (a DICOM file under any other name is found by its marker: `_dicom_marker`).
 IMAGE_EXTENSIONS = frozenset(
     {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"}
+    | DICOM_EXTENSIONS
 )
 SPLIT_ALIASES = {
     "train": "train",
@@ -133,7 +136,7 @@ class _Walker:
             if entry.is_dir():  # follows links, which were checked above
                 self.walk(path, label, out)
                 continue
-            if Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS:
+            if Path(entry.name).suffix.lower() not in IMAGE_EXTENSIONS and not _dicom_marker(path):
                 self.ignored.append(self.rel(path))
                 continue
             try:
@@ -146,6 +149,19 @@ class _Walker:
                 self.skipped.append((self.rel(path), "not a regular file (pipe, socket or device)"))
                 continue
             out.append(FileEntry(self.rel(path), label, stat.st_size, stat.st_mtime_ns))
+
+
+def _dicom_marker(path: Path) -> bool:
+    """A DICOM file under any name (``IM0001``, ``1.2.840.113619.2.55.3.4.1``): a regular
+    file with ``DICM`` after its 128-byte preamble. Reads those 132 bytes only; never opens
+    what is not a regular file."""
+    try:
+        if not S_ISREG(path.stat().st_mode):
+            return False
+        with open(path, "rb") as handle:
+            return has_preamble(handle.read(PREAMBLE + 4))
+    except OSError:
+        return False
 
 
 def _subfolders(path: Path, walker: _Walker) -> tuple[list[Path], list[str]]:

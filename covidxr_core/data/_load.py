@@ -55,6 +55,7 @@ def _build(temp: Path, layout: DataLayout, config: DataConfig, fp_path: Path) ->
     files: list[list[Any]] = []
     bad: dict[str, list[str | None]] = {}
     fingerprints: dict[str, list[str] | None] = {}
+    meta: dict[str, dict[str, str]] = {}  # DICOM view position, manufacturer
     start = time.perf_counter()
     for row, (entry, result) in enumerate(
         zip(layout.files, decode_all(tasks, config.resolved_workers()), strict=True)
@@ -71,6 +72,8 @@ def _build(temp: Path, layout: DataLayout, config: DataConfig, fp_path: Path) ->
         )
         if result.ok:
             images[row] = result.pixels
+            if result.meta:
+                meta[entry.relpath] = result.meta
         else:
             bad[entry.relpath] = [result.rule, result.value]
         if want_fingerprints:
@@ -88,6 +91,7 @@ def _build(temp: Path, layout: DataLayout, config: DataConfig, fp_path: Path) ->
         "settings": _settings(config),
         "files": files,
         "bad": bad,
+        "meta": meta,
         "decode_seconds": round(time.perf_counter() - start, 3),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -248,6 +252,7 @@ def load_dataset(path: str | os.PathLike[str] | None, config: DataConfig | None 
         cache_path=str(entry.path),
         cache_hit=hit,
         dropped=layout.dropped,
+        image_meta={r: m for r, m in manifest.get("meta", {}).items() if r not in bad},
         extra={
             "layout": layout,
             "originals": originals,  # relpath -> (width, height, format, mode) as stored
