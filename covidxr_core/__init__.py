@@ -32,7 +32,14 @@ if TYPE_CHECKING:
     from covidxr_core._backend import configure_backend
     from covidxr_core.data import DataConfig, Dataset, SplitArrays, load_dataset
     from covidxr_core.model import ModelConfig, build_model, preset
-    from covidxr_core.train import TrainConfig, TrainingDiverged, TrainResult, save_run, train
+    from covidxr_core.train import (
+        TrainConfig,
+        TrainingDiverged,
+        TrainingStopped,
+        TrainResult,
+        save_run,
+        train,
+    )
 
 __version__ = "0.1.0"
 
@@ -49,6 +56,7 @@ _LAZY = {
     "TrainConfig": "covidxr_core.train",
     "TrainResult": "covidxr_core.train",
     "TrainingDiverged": "covidxr_core.train",
+    "TrainingStopped": "covidxr_core.train",
     "save_run": "covidxr_core.train",
     "train": "covidxr_core.train",
 }
@@ -100,6 +108,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
+    "TrainingStopped",
     "__version__",
     "build_model",
     "configure_backend",

@@ -69,6 +69,18 @@ class TrainingDiverged(CovidxrError):
         )
 
 
+class TrainingStopped(Exception):
+    """Raised between two batches when the driver of the run asked it to stop.
+
+    Not a `CovidxrError`: nothing is wrong with the configuration; a scheduler (ASHA, a
+    time limit, a SIGTERM) wants the worker back now rather than at the epoch's end.
+    """
+
+    def __init__(self, epoch: int, batch: int) -> None:
+        self.epoch, self.batch = epoch, batch
+        super().__init__(f"stopped on request in epoch {epoch}, after batch {batch}")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides one training run besides the data."""
@@ -259,9 +271,12 @@ def _reporter_class() -> type:
             batch_size: int,
             callbacks: Sequence[EpochCallback],
             point: OperatingPoint,
+            should_stop: Callable[[], bool] | None = None,
         ) -> None:
             super().__init__()
             self._point = point
+            self._should_stop = should_stop
+            self._epoch = 0
             self._split = data.splits["validation"]
             self._class_names = tuple(data.class_names)
             self._positive_index = data.positive_index
@@ -274,6 +289,13 @@ def _reporter_class() -> type:
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self._started = time.perf_counter()
+            self._epoch = epoch + 1
+
+        def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
+            # Checked between batches: a stopped trial gives its worker back within a batch,
+            # not at the end of an epoch that may outlast its scheduler's patience.
+            if self._should_stop is not None and self._should_stop():
+                raise TrainingStopped(self._epoch, batch + 1)
 
         def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             epoch_s = time.perf_counter() - self._started
@@ -335,6 +357,7 @@ def train(
     callbacks: Sequence[EpochCallback] = (),
     evaluate_test: bool = True,
     n_boot: int = 1000,
+    should_stop: Callable[[], bool] | None = None,
 ) -> TrainResult:
     """Train one configuration on ``data`` and measure it.
 
@@ -348,6 +371,8 @@ def train(
             1-based epoch and ``EPOCH_KEYS``; an exception stops training and propagates.
         evaluate_test: Also measure the final model on the test split (if not empty).
         n_boot: Bootstrap resamples for the final metrics' 95% intervals (0: none).
+        should_stop: Asked after every training batch; True ends the run at once with
+            `TrainingStopped` (how a tuner reclaims a worker mid-epoch).
 
     Returns:
         The history, final validation (and test) metrics, the trained model and timings.
@@ -356,6 +381,7 @@ def train(
         ConfigError: The data's image size or channels differ from the model's.
         DataError: The train or validation split is empty or malformed.
         TrainingDiverged: The training loss became NaN or infinite.
+        TrainingStopped: ``should_stop`` said so.
     """
     from covidxr_core._backend import configure_backend, enable_determinism
     from covidxr_core.model import build_model, set_decision
@@ -374,7 +400,7 @@ def train(
     train_split = data.splits["train"]
     onehot = np.eye(len(data.class_names), dtype=np.float32)[train_split.labels]
     point = OperatingPoint.parse(config.operating_point)
-    reporter = _reporter_class()(data, config.batch_size, callbacks, point)
+    reporter = _reporter_class()(data, config.batch_size, callbacks, point, should_stop)
     # Shuffling inside fit draws from the seeded global generators (enable_determinism).
     model.fit(
         train_split.images,
@@ -608,6 +634,7 @@ __all__ = [
     "TrainConfig",
     "TrainResult",
     "TrainingDiverged",
+    "TrainingStopped",
     "main",
     "save_run",
     "train",

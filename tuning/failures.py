@@ -60,6 +60,20 @@ def timeout(limit_s: float) -> Failure:
     )
 
 
+# What Ray 2.60 records for a trial it ended because the worker it was given could not be
+# reset in time (the previous trial's thread outlived TUNE_FUNCTION_THREAD_TIMEOUT_S).
+_REUSE_WORDS = ("reset_config()", "could not re-use actor")
+
+
+def is_lost_to_reuse(error: str | None) -> bool:
+    """Whether a trial's error says it never ran: its reused worker failed to reset.
+
+    Such a trial says nothing about its configuration; the engine runs it again.
+    """
+    text = (error or "").lower()
+    return any(w.lower() in text for w in _REUSE_WORDS)
+
+
 def error_line(text: str | None) -> str:
     """The line of a traceback that names the exception, without the engine's wrapping.
 
@@ -75,4 +89,11 @@ def error_line(text: str | None) -> str:
     return (named or lines or ["trial failed"])[-1][:2000]
 
 
-__all__ = ["Failure", "classify", "error_line", "is_out_of_memory", "timeout"]
+__all__ = [
+    "Failure",
+    "classify",
+    "error_line",
+    "is_lost_to_reuse",
+    "is_out_of_memory",
+    "timeout",
+]

@@ -71,6 +71,7 @@ class TrialRow:
     gpu_fraction: float | None = None
     cpus: float | None = None
     retries: int = 0
+    rerun_reason: str | None = None  # why the engine ran this trial again, if it did
     curves: dict[str, list[float | None]] = field(default_factory=lambda: {c: [] for c in CURVES})
 
     @property
@@ -159,6 +160,7 @@ def leaderboard_schema(space: SearchSpace) -> pa.Schema:
         pa.field("gpu_fraction", pa.float64()),
         pa.field("cpus", pa.float64()),
         pa.field("retries", pa.int64()),
+        pa.field("rerun_reason", pa.string()),
     ]
     fields += [pa.field(f"curve_{c}", pa.list_(pa.float64())) for c in CURVES]
     return pa.schema(fields)
@@ -265,6 +267,12 @@ class Leaderboard:
         row = self.row(trial_id)
         row.retries += 1
         row.error = error
+
+    def rerun(self, trial_id: str, reason: str) -> None:
+        """The engine runs a trial again that never trained (not a retry of a failure)."""
+        row = self.row(trial_id)
+        row.rerun_reason = reason
+        row.status, row.stop_reason, row.error, row.finished_at = "PENDING", "running", None, None
 
     def is_finished(self, trial_id: str) -> bool:
         return trial_id in self.rows and self.rows[trial_id].finished

@@ -67,3 +67,9 @@ def test_resume_after_kill_9(tmp_path):
     study = optuna.load_study(study_name="killed", storage=f"sqlite:///{run_dir / 'optuna.db'}")
     finished = [t for t in study.trials if t.state.is_finished()]
     assert len(finished) >= 5
+    # And no zombie: optuna-dashboard shows no trial running forever; any trial the killed
+    # driver left open was closed as FAIL and says why.
+    assert [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING] == []
+    for trial in study.trials:
+        if trial.state == optuna.trial.TrialState.FAIL and "covidxr_closed" in trial.user_attrs:
+            assert "killed" in trial.user_attrs["covidxr_closed"]

@@ -85,3 +85,34 @@ def test_finite_and_the_json_sanitiser():
     value = {"a": (1, np.int64(2)), 3: np.array([0.5, np.nan]), "p": None, "b": np.bool_(True)}
     assert jsonable(value) == {"a": [1, 2], "3": [0.5, None], "p": None, "b": True}
     assert json.loads(dumps({"x": float("nan")})) == {"x": None}
+
+
+def test_a_trial_lost_to_worker_reuse_is_recognised():
+    from tuning.failures import is_lost_to_reuse
+
+    ray_text = (
+        "_AbortTrialExecution: Trainable runner reuse requires reset_config() to be "
+        "implemented and return True."
+    )
+    assert is_lost_to_reuse(ray_text)
+    assert is_lost_to_reuse("Could not re-use actor for trial run_trial_1a2b")
+    assert not is_lost_to_reuse("TrialFailed: TrainingDiverged: loss is nan")
+    assert not is_lost_to_reuse(None)
+
+
+def test_zombie_optuna_trials_are_closed_with_the_reason(tmp_path):
+    import optuna
+
+    from tuning.engines.ray_tune import close_zombie_trials, optuna_storage_url
+
+    study = optuna.create_study(storage=optuna_storage_url(tmp_path), study_name="z")
+    done = study.ask()
+    study.tell(done, 0.5)
+    study.ask()  # asked, never told: what a killed driver leaves behind
+    assert close_zombie_trials(tmp_path) == 1
+    states = [
+        t.state
+        for t in optuna.load_study(study_name="z", storage=optuna_storage_url(tmp_path)).trials
+    ]
+    assert states == [optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL]
+    assert close_zombie_trials(tmp_path) == 0

@@ -52,11 +52,11 @@ def run_trial(
     """
     import ray
     from ray import tune
+    from ray.train._internal.session import get_session
 
-    from covidxr_core import configure_backend
+    from covidxr_core import TrainingStopped, configure_backend, train
 
     configure_backend()
-    from covidxr_core import train
 
     started = time.perf_counter()
     trial_dir = Path(tune.get_context().get_trial_dir())
@@ -87,9 +87,27 @@ def run_trial(
             }
         )
 
+    # Ray sets this event when it ends the trial (ASHA's stop, the time budget, a reset for
+    # the next trial): training then stops within a batch instead of at its next report.
+    # Ray's own API has no public hook for it; the session object is Ray 2.60's.
+    session = get_session()
+    stop_event = getattr(session, "stop_event", None)
+
+    def should_stop() -> bool:
+        return stop_event is not None and stop_event.is_set()
+
     try:
         train_config = space.apply(config, base)
-        train(train_config, data, callbacks=[report], evaluate_test=False, n_boot=0)
+        train(
+            train_config,
+            data,
+            callbacks=[report],
+            evaluate_test=False,
+            n_boot=0,
+            should_stop=should_stop,
+        )
+    except TrainingStopped:
+        return  # Ray asked for the worker back: nothing failed
     except Exception as exc:
         failure = classify(exc)
         if failure.retry:

@@ -16,6 +16,7 @@ from typing import Any
 
 from tuning.engines import SearchJob
 from tuning.errors import StudyError
+from tuning.failures import is_lost_to_reuse
 from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard
 from tuning.runfolder import RunLocation, check_visible_from_all_nodes
 from tuning.spec import StudySpec
@@ -80,7 +81,12 @@ class RayTuneEngine:
             return
         env = {
             k: os.environ[k]
-            for k in ("KERAS_BACKEND", "TF_CPP_MIN_LOG_LEVEL", "COVIDXR_CACHE")
+            for k in (
+                "KERAS_BACKEND",
+                "TF_CPP_MIN_LOG_LEVEL",
+                "COVIDXR_CACHE",
+                "TUNE_FUNCTION_THREAD_TIMEOUT_S",
+            )
             if k in os.environ
         }
         env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -254,6 +260,31 @@ class RayTuneEngine:
         started = time.monotonic()
         try:
             tuner.fit()
+            lost = [
+                r for r in board.rows.values() if r.status == "ERROR" and is_lost_to_reuse(r.error)
+            ]
+            if lost and tune.Tuner.can_restore(tune_path):
+                # These trials never trained: Ray ended them because their reused worker
+                # did not reset in time. Run them again on fresh workers; trials that
+                # failed for a deterministic reason re-raise at once from their marker.
+                reason = f"re-run: {lost[0].error}"[:500]
+                for row in lost:
+                    board.rerun(row.trial_id, reason)
+                board.save()
+                job.observer.warning(
+                    f"{len(lost)} trial(s) were ended by Ray before they ran (a reused worker "
+                    "failed to reset); running them again"
+                )
+                again = tune.Tuner.restore(
+                    tune_path, trainable=trainable, resume_unfinished=True, resume_errored=True
+                )
+                again._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
+                again.fit()
+            closed = close_zombie_trials(run_dir)
+            if closed:
+                job.observer.note(
+                    "optuna", f"closed {closed} trial(s) a killed driver had left RUNNING"
+                )
         finally:
             board.search_wall_s = time.monotonic() - started
             job.observer.search_ended(board)
@@ -261,4 +292,44 @@ class RayTuneEngine:
         return board
 
 
-__all__ = ["OPTUNA_FILE", "TUNE_DIR", "RayTuneEngine", "check_reachable", "optuna_storage_url"]
+ZOMBIE_REASON = (
+    "left RUNNING by a driver that was killed before Tune recorded the trial; "
+    "closed when the resumed search ended"
+)
+
+
+def close_zombie_trials(run_dir: Path) -> int:
+    """Marks Optuna trials still RUNNING after the search ended as FAIL, with the reason.
+
+    After ``fit()`` returns every Tune trial is finished, so an Optuna trial still running
+    is one a killed driver asked for but Tune never recorded: nothing will ever finish
+    it, and optuna-dashboard would show it running forever.
+
+    Returns:
+        How many trials were closed.
+    """
+    import optuna
+
+    path = run_dir / OPTUNA_FILE
+    if not path.exists():
+        return 0
+    storage = optuna.storages.RDBStorage(optuna_storage_url(run_dir))
+    closed = 0
+    for summary in storage.get_all_studies():
+        for trial in storage.get_all_trials(
+            summary._study_id, deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)
+        ):
+            storage.set_trial_user_attr(trial._trial_id, "covidxr_closed", ZOMBIE_REASON)
+            storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
+            closed += 1
+    return closed
+
+
+__all__ = [
+    "OPTUNA_FILE",
+    "TUNE_DIR",
+    "RayTuneEngine",
+    "check_reachable",
+    "close_zombie_trials",
+    "optuna_storage_url",
+]
