@@ -103,6 +103,25 @@ def _window(values: np.ndarray, center: float, width: float, function: str) -> n
     return np.clip((values - (center - 0.5)) / (width - 1.0) + 0.5, 0.0, 1.0)
 
 
+def _voi_lut(item: Any, values: np.ndarray) -> np.ndarray:
+    """PS3.3 C.11.2.1.1: a VOI LUT item applied to values, its output range to [0, 1].
+
+    The descriptor is (entries, first value mapped, bits of the output); values below
+    the first entry take the first, above the last the last. Values are rounded to the
+    nearest integer first (a LUT is indexed by integers).
+    """
+    entries, first, bits = (int(v) for v in item.LUTDescriptor)
+    entries = entries or 65536
+    raw = item.LUTData
+    if isinstance(raw, bytes):
+        lut = np.frombuffer(raw, dtype="<u2" if len(raw) >= 2 * entries else np.uint8)
+    else:
+        lut = np.atleast_1d(np.asarray(raw, dtype=np.float64))  # a MultiValue, or one int
+    lut = np.asarray(lut[:entries], dtype=np.float64)
+    index = np.clip(np.rint(values).astype(np.int64) - first, 0, len(lut) - 1)
+    return np.clip(lut[index] / float(2**bits - 1), 0.0, 1.0)
+
+
 def _first(value: Any) -> float:
     """A multi-valued DS (several windows) -> its first value."""
     try:
@@ -113,13 +132,8 @@ def _first(value: Any) -> float:
 
 def _voi(ds: Any, values: np.ndarray, bits_stored: int) -> tuple[np.ndarray, str]:
     """Step 3: values after the modality LUT -> float in [0, 1], and what was applied."""
-    from pydicom.pixels import apply_voi
-
     if "VOILUTSequence" in ds and len(ds.VOILUTSequence):
-        item = ds.VOILUTSequence[0]
-        out_bits = int(item.LUTDescriptor[2])
-        top = float(2**out_bits - 1)
-        return np.clip(apply_voi(values, ds, index=0) / top, 0.0, 1.0), "VOI LUT"
+        return _voi_lut(ds.VOILUTSequence[0], values), "VOI LUT"
     center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
     if center is not None and width is not None:
         function = str(ds.get("VOILUTFunction", "LINEAR") or "LINEAR").upper()
