@@ -16,6 +16,9 @@ set the engine already holds.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -91,6 +94,48 @@ def train_seed(train_config: Any, n_boot: int, data: Any) -> SeedRun:
         operating_point=train_config.operating_point,
         calibration=result.calibration,
     )
+
+
+SEEDS_DIR = "retrain"  # finished seeds, kept so that a resumed study does not train them again
+
+
+def _seed_dir(run_dir: Path, role: str, config: Any, n_boot: int) -> Path:
+    """Where one role's seed is kept: named by role, seed and a hash of what was trained."""
+    blob = json.dumps(
+        {"config": jsonable(dataclasses.asdict(config)), "n_boot": n_boot}, sort_keys=True
+    )
+    key = hashlib.sha256(blob.encode()).hexdigest()[:12]
+    return run_dir / SEEDS_DIR / f"{role}-seed{config.seed}-{key}"
+
+
+def save_seed(folder: Path, run: SeedRun) -> None:
+    """Writes a finished seed (metrics as JSON, arrays as .npy, the model as .keras) into
+    ``folder`` at once: a temporary folder renamed into place."""
+    tmp = folder.with_name(folder.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
+    arrays = {k: fields.pop(k) for k in ("test_probs", "test_labels")}
+    (tmp / "model.keras").write_bytes(fields.pop("model_bytes"))
+    for name, array in arrays.items():
+        np.save(tmp / f"{name}.npy", array)
+    (tmp / "run.json").write_text(dumps(fields))
+    shutil.rmtree(folder, ignore_errors=True)
+    tmp.rename(folder)
+
+
+def load_seed(folder: Path) -> SeedRun | None:
+    """A seed saved by `save_seed`, or None if there is none (or it is incomplete)."""
+    try:
+        fields = json.loads((folder / "run.json").read_text())
+        arrays = {
+            k: np.load(folder / f"{k}.npy", allow_pickle=False)
+            for k in ("test_probs", "test_labels")
+        }
+        model = (folder / "model.keras").read_bytes()
+    except (OSError, ValueError):
+        return None
+    return SeedRun(**fields, **arrays, model_bytes=model)
 
 
 def mean_std(runs: Sequence[SeedRun], split: str) -> dict[str, MeanStd]:
@@ -232,9 +277,25 @@ def retrain(
         f"trial {winner.trial_id} ({spec.metric} {winner.column(spec.metric):.4f}), the recipe "
         f"and the sensible default with seeds {seeds}, {spec.epochs} epochs each",
     )
-    calls = [(dataclasses.replace(configs[r], seed=s), spec.n_boot) for r in roles for s in seeds]
-    results = engine.run_jobs(train_seed, calls, shared_data, spec)
-    runs = {r: results[i * len(seeds) : (i + 1) * len(seeds)] for i, r in enumerate(roles)}
+    jobs = [(r, dataclasses.replace(configs[r], seed=s)) for r in roles for s in seeds]
+    folders = [_seed_dir(run_dir, r, config, spec.n_boot) for r, config in jobs]
+    # A resumed study keeps the seeds that finished before the driver was killed.
+    results: list[SeedRun | None] = [load_seed(f) for f in folders]
+    todo = [i for i, r in enumerate(results) if r is None]
+    if len(todo) < len(jobs):
+        observer.note("retraining", f"kept {len(jobs) - len(todo)} finished seed(s) from before")
+
+    def finished(k: int, run: SeedRun) -> None:
+        save_seed(folders[todo[k]], run)
+
+    fresh = engine.run_jobs(
+        train_seed, [(jobs[i][1], spec.n_boot) for i in todo], shared_data, spec, finished
+    )
+    for i, run in zip(todo, fresh, strict=True):
+        results[i] = run
+    done = [r for r in results if r is not None]
+    assert len(done) == len(jobs)
+    runs = {r: done[i * len(seeds) : (i + 1) * len(seeds)] for i, r in enumerate(roles)}
     common = {
         "budget_epochs": spec.epochs,
         "image_size": spec.image_size,
@@ -261,6 +322,7 @@ __all__ = [
     "PRESET_OF",
     "PROTOCOL",
     "ROLES",
+    "SEEDS_DIR",
     "Retrained",
     "SeedRun",
     "mean_std",

@@ -67,9 +67,18 @@ class Engine(Protocol):
         """Runs (or resumes) the trials; returns the filled leaderboard, saved as Parquet."""
 
     def run_jobs(
-        self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], data: Any, spec: StudySpec
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        data: Any,
+        spec: StudySpec,
+        on_done: Callable[[int, Any], None] | None = None,
     ) -> list[Any]:
-        """``[fn(*call, data) for call in calls]``, run where the engine runs work."""
+        """``[fn(*call, data) for call in calls]``, run where the engine runs work.
+
+        ``on_done(index, result)`` is called as each call finishes (in finishing order),
+        so a caller can save finished work before the rest is done.
+        """
 
     def hardware(self) -> dict[str, float]:
         """``nodes``, ``cpus`` and ``gpus`` the study ran on."""

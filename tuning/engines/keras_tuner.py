@@ -376,9 +376,19 @@ class KerasTunerEngine:
         """This process writes every file itself."""
 
     def run_jobs(
-        self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], data: Any, spec: StudySpec
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        data: Any,
+        spec: StudySpec,
+        on_done: Callable[[int, Any], None] | None = None,
     ) -> list[Any]:
-        return [fn(*call, data) for call in calls]
+        results = []
+        for i, call in enumerate(calls):
+            results.append(fn(*call, data))
+            if on_done is not None:
+                on_done(i, results[-1])
+        return results
 
     def hardware(self) -> dict[str, float]:
         return {"nodes": 1, "cpus": float(os.cpu_count() or 1), "gpus": float(len(_gpus()))}

@@ -165,7 +165,12 @@ class RayTuneEngine:
     # ---------------------------------------------------------------- work
 
     def run_jobs(
-        self, fn: Callable[..., Any], calls: Sequence[tuple[Any, ...]], data: Any, spec: StudySpec
+        self,
+        fn: Callable[..., Any],
+        calls: Sequence[tuple[Any, ...]],
+        data: Any,
+        spec: StudySpec,
+        on_done: Callable[[int, Any], None] | None = None,
     ) -> list[Any]:
         """Each call as a Ray task with the trial's resources, retried once if a worker dies."""
         import ray
@@ -173,7 +178,17 @@ class RayTuneEngine:
         remote = ray.remote(fn).options(
             num_cpus=spec.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1
         )
-        return list(ray.get([remote.remote(*call, data) for call in calls]))
+        refs = [remote.remote(*call, data) for call in calls]
+        index = {ref: i for i, ref in enumerate(refs)}
+        results: list[Any] = [None] * len(refs)
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, num_returns=1)
+            i = index[done[0]]
+            results[i] = ray.get(done[0])
+            if on_done is not None:
+                on_done(i, results[i])
+        return results
 
     def search(self, job: SearchJob) -> Leaderboard:
         import optuna
