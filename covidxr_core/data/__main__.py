@@ -1,9 +1,10 @@
 """``python -m covidxr_core.data [DIR]``: what is in a data folder, and does it leak?
 
 Prints counts per split and class, image sizes, formats and modes, carving notes,
-skipped files, the cache used, then every pair of files that holds the same radiograph
-in two splits. Exit status: 0 fine; 1 under ``--strict`` when duplicates were found;
-2 when the folder or an option cannot be used (one red line, no traceback).
+skipped files, the cache used, the files ``--drop-leaked`` removed, then every pair of
+files that holds the same radiograph in two splits and every ``--groups`` group found in
+two splits. Exit status: 0 fine; 1 under ``--strict`` when duplicates or split groups
+were found; 2 when the folder or an option cannot be used (one red line, no traceback).
 """
 
 from __future__ import annotations
@@ -22,7 +23,13 @@ from rich.table import Table
 
 from covidxr_core.data._config import BAD_IMAGE_POLICIES, DataConfig
 from covidxr_core.data._dataset import Dataset
-from covidxr_core.data._leakage import NEAR_DUPLICATE_BITS, DuplicatePair, find_duplicates
+from covidxr_core.data._groups import GroupLeak
+from covidxr_core.data._leakage import (
+    NEAR_DUPLICATE_BITS,
+    DuplicatePair,
+    find_duplicates,
+    find_group_leaks,
+)
 from covidxr_core.data._load import load_dataset
 from covidxr_core.data._phash import HASH_BITS
 from covidxr_core.errors import ConfigError, DataError
@@ -56,7 +63,20 @@ def _parser() -> argparse.ArgumentParser:
         f"(default {NEAR_DUPLICATE_BITS})",
     )
     parser.add_argument(
-        "--strict", action="store_true", help="exit 1 if any file appears in two splits"
+        "--groups",
+        metavar="FILE.csv",
+        help="CSV with columns path,group (e.g. a patient id): carving keeps each group "
+        "on one side, and a group in two given splits is reported",
+    )
+    parser.add_argument(
+        "--drop-leaked",
+        action="store_true",
+        help="remove validation/test files that duplicate a train file (listed)",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help="exit 1 if any file (or --groups group) appears in two splits",
     )
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return parser
@@ -66,7 +86,9 @@ def _size_stats(values: Sequence[int]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
-def summary(dataset: Dataset, pairs: Sequence[DuplicatePair]) -> dict[str, Any]:
+def summary(
+    dataset: Dataset, pairs: Sequence[DuplicatePair], leaks: Sequence[GroupLeak] = ()
+) -> dict[str, Any]:
     """Everything the CLI reports, as JSON-ready data."""
     originals: dict[str, tuple[int, int, str, str]] = dataset.extra.get("originals", {})  # type: ignore[assignment]
     widths = [o[0] for o in originals.values()]
@@ -92,6 +114,10 @@ def summary(dataset: Dataset, pairs: Sequence[DuplicatePair]) -> dict[str, Any]:
             "hit": dataset.cache_hit,
             "decode_seconds": dataset.extra.get("decode_seconds"),
         },
+        "dropped": [d._asdict() for d in dataset.dropped],
+        "group_leaks": [
+            {"group": g.group, "splits": list(g.splits), "files": list(g.files)} for g in leaks
+        ],
         "duplicates": [
             {
                 "file_a": p.file_a,
@@ -140,6 +166,23 @@ def _print_tables(console: Console, info: dict[str, Any], max_distance: int) -> 
     cache = info["cache"]
     state = "hit" if cache["hit"] else f"miss (decoded in {cache['decode_seconds']} s)"
     console.print(f"cache: {escape(str(cache['path']))} ({state})")
+    if info["dropped"]:
+        console.print(
+            f"[yellow]--drop-leaked removed {len(info['dropped'])} files from validation/test"
+            "[/yellow] (each holds the same radiograph as a train file):"
+        )
+        for d in info["dropped"]:
+            console.print(
+                f"  {d['split']}: {escape(d['file'])}  ({d['kind']} {d['distance']} of "
+                f"train: {escape(d['duplicate_of'])})"
+            )
+    for leak in info["group_leaks"]:
+        console.print(
+            f"[yellow]leakage check: group {escape(repr(leak['group']))} in "
+            f"{' and '.join(leak['splits'])}[/yellow] ({len(leak['files'])} files: "
+            + escape(", ".join(leak["files"][:4]) + (", ..." if len(leak["files"]) > 4 else ""))
+            + ")"
+        )
 
     pairs = info["duplicates"]
     if not pairs:
@@ -170,9 +213,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             on_bad_image=args.on_bad_image,
             workers=args.workers,
+            groups=args.groups,
+            drop_leaked=args.drop_leaked,
         )
         dataset = load_dataset(args.dir, config)
         pairs = find_duplicates(dataset, config, max_distance=args.max_distance)
+        leaks = find_group_leaks(dataset, config)
     except (DataError, ConfigError, ValueError) as exc:
         # ValueError: --max-distance out of range. One line, the message says what to fix.
         err.print(f"error: {exc}", style="bold red", markup=False)
@@ -183,12 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         err.print("interrupted", style="red", markup=False)
         return 130
-    info = summary(dataset, pairs)
+    info = summary(dataset, pairs, leaks)
     if args.json:
         print(json.dumps(info, indent=1))
     else:
         _print_tables(Console(highlight=False, soft_wrap=True), info, args.max_distance)
-    return EXIT_DUPLICATES if args.strict and pairs else 0
+    return EXIT_DUPLICATES if args.strict and (pairs or leaks) else 0
 
 
 if __name__ == "__main__":
