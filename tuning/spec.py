@@ -159,6 +159,14 @@ class StudySpec:
     drop_leaked: bool = option(
         False, "remove validation/test images that duplicate a train image (each is listed)"
     )
+    mlflow: str | None = option(
+        None,
+        "log to MLflow: the study as a parent run, each trial and retrained model as a child "
+        "run (e.g. sqlite:///mlruns.db or http://HOST:5000; pip install 'covidxr[mlflow]')",
+        metavar="URI",
+    )
+    mlflow_experiment: str = option("covidxr", "MLflow experiment name (with --mlflow)")
+    tensorboard: bool = option(False, "write per-trial scalars under runs/NAME/tensorboard/")
     verbose: bool = option(False, "show Ray's and the trials' own logs", flag="-v")
 
     def __post_init__(self) -> None:

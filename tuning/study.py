@@ -25,6 +25,7 @@ from tuning.progress import StudyObserver
 from tuning.results import RoleSummary, Verdict
 from tuning.runfolder import STUDY_FILE, claim, locate, taken
 from tuning.spec import StudySpec
+from tuning.trackers import end_trackers, require_trackers, with_trackers
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -102,6 +103,7 @@ def run_study(
 
     space = get_space(spec.space)
     engine = get_engine(spec.engine)
+    require_trackers(spec)  # a missing tracker library fails here, one line
     data = load_data(spec, observer)
     from tuning.external import load_externals
 
@@ -120,6 +122,7 @@ def run_study(
                 atomic.write_text(run_dir / STUDY_FILE, spec.to_json())
             engine.check_storage(location)
             location.push(STUDY_FILE)
+            observer = with_trackers(spec, run_dir, observer)  # MLflow, TensorBoard
             shared = engine.share(data)  # the one copy every trial and retrain seed reads
             board = engine.search(SearchJob(spec, space, shared, base, location, resume, observer))
             observer.note("search", f"{len(board.rows)} trials in {board.search_wall_s or 0:.1f}s")
@@ -138,6 +141,7 @@ def run_study(
             if location.uri:
                 observer.note("uploaded", location.uri)
     finally:
+        end_trackers(observer, run_dir)
         engine.stop()
     winner = retrained.winner if retrained is not None else board.winner()
     return StudyResult(
@@ -368,6 +372,8 @@ def _paths(run_dir: Path, report: Path | None) -> dict[str, Path]:
         "summary": run_dir / SUMMARY_FILE,
         "comparison": run_dir / COMPARISON_FILE,
         "best_model": run_dir / "best" / "model.keras",
+        "best_onnx": run_dir / "best" / "model.onnx",
+        "best_saved_model": run_dir / "best" / "saved_model",
         "baseline_model": run_dir / "baseline" / "model.keras",
         "default_model": run_dir / "default" / "model.keras",
         "model_card": run_dir / "best" / "MODEL_CARD.md",
