@@ -58,8 +58,9 @@ def test_the_saved_model_carries_the_decision_and_predict_applies_it(runs, tmp_p
         assert pred.predicted_class == ("corona" if called else "normal")
         assert pred.to_json()["threshold"] == pytest.approx(result.threshold)
     # The same decisions the test metrics counted.
-    assert sum(p.predicted_class == "corona" for p in predictions) == (
-        result.test["predicted_positive"]
+    assert (
+        sum(p.predicted_class == "corona" for p in predictions)
+        == (result.test["predicted_positive"])
     )
 
 
