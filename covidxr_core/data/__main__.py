@@ -86,6 +86,18 @@ def _size_stats(values: Sequence[int]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
+def _dicom_summary(
+    dataset: Dataset, originals: dict[str, tuple[int, int, str, str]]
+) -> dict[str, Any]:
+    """How many files were DICOM, and their View Position and Manufacturer counts."""
+    dicom = [rel for rel, o in originals.items() if o[2] == "DICOM"]
+    out: dict[str, Any] = {"files": len(dicom)}
+    for key in ("view_position", "manufacturer"):
+        values = Counter(dataset.image_meta.get(rel, {}).get(key, "not given") for rel in dicom)
+        out[key] = dict(values.most_common())
+    return out
+
+
 def summary(
     dataset: Dataset, pairs: Sequence[DuplicatePair], leaks: Sequence[GroupLeak] = ()
 ) -> dict[str, Any]:
@@ -107,6 +119,7 @@ def summary(
             "formats": dict(Counter(o[2] for o in originals.values()).most_common()),
             "modes": dict(Counter(o[3] for o in originals.values()).most_common()),
         },
+        "dicom": _dicom_summary(dataset, originals),
         "notes": list(dataset.notes),
         "skipped": [{"file": f, "reason": r} for f, r in dataset.skipped],
         "cache": {
@@ -155,6 +168,14 @@ def _print_tables(console: Console, info: dict[str, Any], max_distance: int) -> 
             + ", ".join(f"{k} {v}" for k, v in original["formats"].items())
             + "; modes "
             + ", ".join(f"{k} {v}" for k, v in original["modes"].items())
+        )
+    dicom = info["dicom"]
+    if dicom["files"]:
+        console.print(
+            f"DICOM: {dicom['files']} files; views "
+            + ", ".join(f"{escape(k)} {v}" for k, v in dicom["view_position"].items())
+            + "; manufacturers "
+            + ", ".join(f"{escape(k)} {v}" for k, v in dicom["manufacturer"].items())
         )
     console.print(f"decoded: {info['image_size']} px, {info['channels']} channel(s)")
     for note in info["notes"]:

@@ -240,3 +240,23 @@ def test_a_mixed_folder_loads_with_dicom_under_any_name(tmp_path: Path, grey) ->
     assert data.image_meta["train/corona/b.dcm"] == {"view_position": "PA", "manufacturer": "ACME"}
     assert "train/corona/a.png" not in data.image_meta
     assert load_dataset(root, DataConfig(image_size=SIDE)).cache_hit
+
+
+def test_the_data_summary_lists_views_and_manufacturers(tmp_path: Path, grey, capsys) -> None:
+    import json
+
+    from covidxr_core.data.__main__ import main
+
+    test_a_mixed_folder_loads_with_dicom_under_any_name(tmp_path, grey)
+    assert main([str(tmp_path / "mixed"), "--image-size", str(SIDE), "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["dicom"] == {
+        "files": 12,
+        "view_position": {"PA": 3, "AP": 3, "not given": 6},
+        "manufacturer": {"ACME": 6, "not given": 6},
+    }
+    assert main([str(tmp_path / "mixed"), "--image-size", str(SIDE)]) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    line = out[out.index("DICOM: 12 files; views") :].split("decoded:")[0]
+    for piece in ("PA 3", "AP 3", "not given 6", "manufacturers", "ACME 6"):
+        assert piece in line
