@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from html import escape
 from typing import Any
 
 import numpy as np
 
+from covidxr_core.calibration import ReliabilityBin
 from covidxr_core.numbers import finite
 from tuning.leaderboard import TrialRow, param_column
 from tuning.reporting.analysis import Progress, Span
@@ -300,6 +302,61 @@ def roc_chart(curves: Sequence[tuple[str, np.ndarray, np.ndarray]]) -> str:
     return chart.svg()
 
 
+RELIABILITY_DIAGONAL = "perfect calibration"
+
+
+@dataclass(frozen=True)
+class ReliabilityCurve:
+    """One model's reliability bins, as `covidxr_core.calibration.reliability` gives them."""
+
+    label: str
+    bins: Sequence[ReliabilityBin]
+    color: str | None = None  # None: the palette colour of its position
+    dashed: bool = False
+    width: float = 2.2  # thinner for the models that are only there for comparison
+
+
+def reliability_chart(curves: Sequence[ReliabilityCurve], positive: str = "positive") -> str:
+    """Predicted probability against the observed share of positives, one line per model.
+
+    Each point is an equal-mass bin of test images (its mean predicted probability of the
+    positive class, and how many of its images are positive); the dashed diagonal is a
+    perfectly calibrated model. Below the diagonal, the model is overconfident about
+    ``positive``; above it, underconfident.
+    """
+    chart = Chart(
+        width=420,
+        height=400,
+        x_label=f"mean predicted P({positive}) in the bin",
+        y_label=f"observed share {positive}",
+        margin=(12, 18, 46, 58),
+        title="reliability diagram (equal-mass bins, test split)",
+    )
+    chart.x = LinearScale(0, 1, *chart.inner_x(), nice=False)
+    chart.y = LinearScale(0, 1, *chart.inner_y(), nice=False)
+    chart.line([0, 1], [0, 1], "#9aa5b1", width=1.2, dash="4 4", tip=RELIABILITY_DIAGONAL)
+    chart.add_legend(RELIABILITY_DIAGONAL, "#9aa5b1")
+    for i, curve in enumerate(curves):
+        color = curve.color or PALETTE[i % len(PALETTE)]
+        xs = [b.mean_score for b in curve.bins]
+        ys: list[float | None] = [b.positive_rate for b in curve.bins]
+        chart.line(
+            xs, ys, color, width=curve.width, dash="6 4" if curve.dashed else None, tip=curve.label
+        )
+        for b in curve.bins:
+            chart.point(
+                min(max(b.mean_score, 0.0), 1.0),
+                min(max(b.positive_rate, 0.0), 1.0),
+                color,
+                shape="square" if curve.dashed else "circle",
+                size=3.5 if curve.width >= 2 else 2.5,
+                tip=f"{curve.label}: {b.count} images, predicted {b.mean_score:.3f}, "
+                f"observed {b.positive_rate:.3f}",
+            )
+        chart.add_legend(curve.label, color)
+    return chart.svg()
+
+
 Interval = tuple[str, str, float | None, tuple[float, float] | None]  # metric, model, value, CI
 
 
@@ -338,7 +395,9 @@ def interval_chart(rows: Sequence[Interval]) -> str:
 
 
 __all__ = [
+    "RELIABILITY_DIAGONAL",
     "Interval",
+    "ReliabilityCurve",
     "best_so_far_chart",
     "gantt_chart",
     "importance_chart",
@@ -346,5 +405,6 @@ __all__ = [
     "learning_curves_chart",
     "metric_label",
     "param_scatter_charts",
+    "reliability_chart",
     "roc_chart",
 ]
