@@ -11,8 +11,9 @@ same data and space, but any run folders can be put side by side. Two views:
    finished, so a result is never placed earlier than it was known. Each run's search
    wall time (from `summary.json`) is listed beside it.
 2. **The retrained winners on test**: mean ± std over the retrain seeds, the exported
-   model's 95% bootstrap intervals (`best/metrics.json`), the recipe baseline and the
-   study's verdict (`comparison.json`). A run without them (``--retrain-seeds 0``) says so.
+   model's 95% bootstrap intervals (`best/metrics.json`), the sensible default and the
+   recipe baselines and the study's verdict (`comparison.json`, a `Verdict`). A run
+   without them (``--retrain-seeds 0``) says so.
 
 The page is one file with inline SVG and CSS, no scripts and nothing loaded from elsewhere,
 like the single-run report whose builders it uses.
@@ -240,7 +241,7 @@ def _test_table(runs: Sequence[_Run]) -> Markup:
         best = run.role("best")
         if best is None:
             note = missing(run.inputs.notes.get("best", "no best/ folder"))
-            rows.append([run.label, note, "", "", "", ""])
+            rows.append([run.label, note, "", "", "", "", ""])
             continue
         test = best.exported_test
         rows.append(
@@ -250,12 +251,13 @@ def _test_table(runs: Sequence[_Run]) -> Markup:
                 _with_ci(test, "auc"),
                 _with_ci(test, "sensitivity"),
                 _with_ci(test, "specificity"),
+                _mean_std(run.role("default"), "auc"),
                 _mean_std(run.role("baseline"), "auc"),
             ]
         )
     said = [(run.label, run.inputs.comparison) for run in runs]
     verdicts = [
-        join([bold(label), ": ", verdict.text])
+        join([bold(label), f" ({verdict.kind}): ", verdict.text])
         for label, verdict in said
         if verdict and verdict.text
     ]
@@ -266,14 +268,17 @@ def _test_table(runs: Sequence[_Run]) -> Markup:
             "exported: AUC [95% CI]",
             "sensitivity [95% CI]",
             "specificity [95% CI]",
+            "sensible default AUC",
             "recipe baseline AUC",
         ],
         rows,
-        numeric=(1, 2, 3, 4, 5),
+        numeric=(1, 2, 3, 4, 5, 6),
     )
     if verdicts:
         items = join(Markup("<li>{}</li>").format(v) for v in verdicts)
-        out += Markup("<h3>Verdicts: tuned winner against the recipe</h3><ul>{}</ul>").format(items)
+        out += Markup("<h3>Verdicts: tuned winner against the baselines</h3><ul>{}</ul>").format(
+            items
+        )
     return out
 
 
@@ -402,7 +407,8 @@ def write_comparison_report(run_dirs: Sequence[Path], out: Path) -> Path:
                     "Each study retrained its winning configuration with several seeds for "
                     "the full epoch budget and exported the seed with the best validation "
                     "score; intervals are 95% stratified bootstrap intervals over test images. "
-                    "The verdict compares the winner with the recipe baseline of the same study."
+                    "The verdict compares the winner with the sensible default and the recipe "
+                    "of the same study, and checks its sensitivity, specificity and leakage."
                 ),
             ]
         ),

@@ -56,7 +56,10 @@ def duration(seconds: float | None) -> str:
 
 
 def _wbr(text: Any) -> Markup:
-    """Escaped text that may break after an underscore (long snake_case header names)."""
+    """Escaped text that may break after an underscore (long snake_case header names);
+    Markup is kept as it is."""
+    if isinstance(text, Markup):
+        return text
     return escape(str(text)).replace("_", Markup("_<wbr>"))
 
 
@@ -141,6 +144,14 @@ def banner(text: Html, kind: str = "info") -> Markup:
     return Markup(_parts().banner(text, kind))
 
 
+def checks(items: Iterable[tuple[bool | None, Html, Html]], green: bool = False) -> Markup:
+    """A verdict's checks, one line each: ✓ passed, ✗ failed, ? not shown.
+
+    ``green`` colours the ✓ marks green; only a green verdict should pass it.
+    """
+    return Markup(_parts().checks(list(items), green))
+
+
 def kpis(items: Iterable[tuple[Html, Html]]) -> Markup:
     """Headline numbers as tiles: ``(value, label)``."""
     return Markup(_parts().kpis(list(items)))
@@ -211,6 +222,7 @@ __all__ = [
     "bold",
     "bullets",
     "caption",
+    "checks",
     "code",
     "duration",
     "environment",

@@ -23,7 +23,11 @@ from tuning.objective import DEFAULT_METRIC, direction
 from tuning.results import Metrics, RoleSummary, Verdict
 from tuning.spec import StudySpec
 
-ROLES = ("best", "baseline")  # the retrained winner and the recipe, as the retrain writes them
+# The retrained models, as the retrain writes them: the tuned winner, a sensible default
+# (Adam 1e-3, widths 16..128) and the recipe as published.
+ROLES = ("best", "default", "baseline")
+ROLE_LABELS = {"best": "tuned", "default": "sensible default", "baseline": "recipe"}
+MODEL_CARD = "best/MODEL_CARD.md"  # relative to the run folder (`tuning.modelcard` writes it)
 
 
 class ReportError(CovidxrError):
@@ -112,9 +116,21 @@ class RoleFiles:
     model_path: Path | None
 
     @property
+    def label(self) -> str:
+        """How the page names this model: ``tuned``, ``sensible default``, ``recipe``."""
+        return ROLE_LABELS.get(self.role, self.role)
+
+    @property
     def test(self) -> Metrics | None:
         """The exported seed's test metrics."""
         return self.summary.exported_test
+
+    @property
+    def threshold(self) -> float | None:
+        """The operating point chosen on validation (None: argmax over classes)."""
+        if self.summary.threshold is not None:
+            return self.summary.threshold
+        return self.test.threshold if self.test is not None else None
 
     @property
     def class_names(self) -> list[str] | None:
@@ -138,6 +154,7 @@ class RunInputs:
     space: Any = None  # search_spaces.SearchSpace, when it can still be found
     roles: dict[str, RoleFiles] = field(default_factory=dict)
     comparison: Verdict | None = None
+    model_card: Path | None = None  # best/MODEL_CARD.md, when the study wrote one
     notes: dict[str, str] = field(default_factory=dict)  # input -> why it is missing
 
     @property
@@ -266,11 +283,18 @@ def load_run(run_dir: Path) -> RunInputs:
             inputs.roles[role] = files
     comparison = _read_json(run_dir / "comparison.json", notes, "comparison")
     inputs.comparison = Verdict.from_dict(comparison) if comparison is not None else None
+    card = run_dir / MODEL_CARD
+    if card.is_file():
+        inputs.model_card = card
+    else:
+        notes["model_card"] = f"{MODEL_CARD} not found"
     return inputs
 
 
 __all__ = [
+    "MODEL_CARD",
     "ROLES",
+    "ROLE_LABELS",
     "DataFacts",
     "Hardware",
     "ReportError",

@@ -15,6 +15,8 @@ SECTIONS = (
     "curves",
     "workers",
     "test",
+    "calibration",
+    "external",
     "gradcam",
     "failed",
 )

@@ -26,7 +26,9 @@ def run_dir(tiny_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def _no_external_resources(html: str, page: Page) -> None:
-    assert all(link.startswith(("#", "data:")) for link in page.links), page.links
+    # In-page anchors, data: URIs, and the model card beside the page (a relative link).
+    local = [link for link in page.links if not link.startswith(("#", "data:"))]
+    assert local == ["best/MODEL_CARD.md"], page.links
     assert not re.search(r"https?://", html), re.search(r".{60}https?://.{60}", html)
     for forbidden in ("<script", "<link", "@import", "url("):
         assert forbidden not in html, forbidden
@@ -63,8 +65,12 @@ def test_report_shows_the_study_plots_and_the_test_comparison(run_dir: Path) -> 
     # learning-curve panels, the worker timeline, intervals and ROC.
     assert html.count("<svg") >= 1 + 1 + 3 + 2 + 1 + 2
     assert "fANOVA" in html  # importance from the Optuna study in optuna.db
-    assert "tuned (AUC" in html and "recipe (AUC" in html  # ROC legend, both models
-    assert Page(html).rows["test-metrics"] == 7
+    # ROC legend: the tuned model and both baselines.
+    assert "tuned (AUC" in html and "recipe (AUC" in html and "sensible default (AUC" in html
+    assert Page(html).rows["test-metrics"] == 11  # threshold and ten metrics
+    assert Page(html).rows["calibration-table"] == 3
+    assert "reliability diagram" in html
+    assert "No external validation set" in html
     assert "pred. corona" in html and "true normal" in html  # confusion matrices
     assert "No trial failed." in html
 
@@ -80,16 +86,17 @@ def test_gradcam_images_are_embedded_pngs(run_dir: Path) -> None:
 
 
 def test_missing_retrain_and_summary_are_said_not_crashed(run_dir: Path, tmp_path: Path) -> None:
-    # What a study with --retrain-seeds 0 (no best/, baseline/, comparison.json) that was
-    # also killed before its summary leaves behind.
+    # What a study with --retrain-seeds 0 (no best/, default/, baseline/, comparison.json)
+    # that was also killed before its summary leaves behind.
     copy = copy_run(run_dir, tmp_path)
-    for name in ("best", "baseline"):
+    for name in ("best", "default", "baseline"):
         shutil.rmtree(copy / name)
     for name in ("comparison.json", "summary.json"):
         (copy / name).unlink()
     html = write_report(copy).read_text(encoding="utf-8")
     assert "Nothing was retrained" in html
     assert "no exported model" in html
+    assert "no retrained model: nothing to calibrate" in html
     assert "could not be drawn" not in html
     assert Page(html).rows["leaderboard"] == 3
 

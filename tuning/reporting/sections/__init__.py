@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 from markupsafe import Markup
 
+from tuning.reporting.sections.calibration import calibration
 from tuning.reporting.sections.context import Context
+from tuning.reporting.sections.external import external
 from tuning.reporting.sections.failures import failures
 from tuning.reporting.sections.overview import overview
 from tuning.reporting.sections.search import curves, leaderboard, parameters, progress, workers
@@ -28,7 +30,9 @@ SECTIONS: tuple[tuple[str, str, Section], ...] = (
     ("parameters", "Parameters", parameters),
     ("curves", "Learning curves", curves),
     ("workers", "Workers", workers),
-    ("test", "Test: tuned vs recipe", test_split),
+    ("test", "Test: tuned vs baselines", test_split),
+    ("calibration", "Calibration", calibration),
+    ("external", "External validation", external),
     ("gradcam", "Grad-CAM", gradcam),
     ("failed", "Failed trials", failures),
 )

@@ -72,13 +72,23 @@ def _data_part(ctx: Context) -> Markup:
         out.append(bullets(data.notes))
     leak = ctx.leakage
     out.append(heading("Leakage check"))
+    pairs = run.comparison.leakage if run.comparison is not None else ()
     if not leak.checked:
         out.append(missing(leak.explanation))
     elif leak.pairs:
         out.append(banner(f"Possible leakage: {leak.explanation}", "bad"))
         out.append(bullets(leak.pairs, code=True))
-    else:
-        out.append(banner(leak.explanation, "good"))
+    else:  # green only when the verdict found no train-test pair either
+        out.append(banner(leak.explanation, "info" if pairs else "good"))
+    if pairs:
+        out.append(
+            banner(
+                f"Train ↔ test leakage found by the verdict: {len(pairs)} radiograph(s) are "
+                "in both the training and the test split, which inflates every test number.",
+                "bad",
+            )
+        )
+        out.append(bullets(pairs, code=True))
     return join(out)
 
 
@@ -133,7 +143,8 @@ def _budget_part(ctx: Context) -> Markup:
         ("images", f"{spec.image_size} px, {spec.channels} channel(s)"),
         (
             "retrain",
-            f"{spec.retrain_seeds} seed(s) each for the winner and the recipe; "
+            f"{spec.retrain_seeds} seed(s) each for the winner, the sensible default and "
+            "the recipe; "
             f"{spec.n_boot} bootstrap resamples for intervals"
             if spec.retrain_seeds
             else "none (--retrain-seeds 0): no test-split comparison",

@@ -1,4 +1,5 @@
-"""The held-out test split: the retrained winner against the recipe, and Grad-CAM."""
+"""The held-out test split: the tuned model against the sensible default and the recipe at
+each model's operating point (chosen on validation), and Grad-CAM."""
 
 from __future__ import annotations
 
@@ -7,14 +8,17 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from covidxr_core.metrics import roc_points
+from covidxr_core.numbers import finite
 from tuning.reporting.charts import Interval, interval_chart, roc_chart
 from tuning.reporting.html import (
     Html,
-    banner,
+    bold,
+    bullets,
     caption,
     code,
     figure,
     fmt,
+    heading,
     join,
     missing,
     muted,
@@ -24,12 +28,24 @@ from tuning.reporting.html import (
     svg,
     table,
 )
-from tuning.reporting.inputs import RoleFiles
-from tuning.reporting.sections.context import Context, param_list
-from tuning.results import MeanStd, Metrics
+from tuning.reporting.inputs import ROLE_LABELS, ROLES, RoleFiles
+from tuning.reporting.sections.context import ARGMAX_NOTE, Context, param_list, value_ci
+from tuning.results import MeanStd, Metrics, Verdict, Versus
 
-TEST_METRICS = ("auc", "accuracy", "sensitivity", "specificity", "precision", "f1", "loss")
-_TITLE = "Retrained winner vs the recipe on test"
+# The table's rows after the threshold: (metric, label), in reading order.
+TEST_METRICS = (
+    ("auc", "AUC"),
+    ("average_precision", "average precision"),
+    ("sensitivity", "sensitivity"),
+    ("specificity", "specificity"),
+    ("ppv", "PPV"),
+    ("npv", "NPV"),
+    ("f1", "F1"),
+    ("accuracy", "accuracy"),
+    ("ece", "ECE"),
+    ("brier", "Brier"),
+)
+TITLE = "Test: tuned vs baselines at the operating point"
 
 
 def mean_std(stat: MeanStd) -> Html:
@@ -41,12 +57,7 @@ def mean_std(stat: MeanStd) -> Html:
 
 def with_ci(test: Metrics | None, name: str) -> Html:
     """A test value with its 95% interval, if it has one."""
-    if test is None:
-        return "–"
-    value, interval = fmt(test.value(name)), test.ci(name)
-    if interval:
-        return join([value, " ", muted(f"[{interval[0]:.3f}, {interval[1]:.3f}]")])
-    return value
+    return value_ci(test, name)
 
 
 def confusion(files: RoleFiles, title: str) -> Markup:
@@ -68,35 +79,29 @@ def confusion(files: RoleFiles, title: str) -> Markup:
     return render_template("confusion.html.j2", title=title, labels=labels, rows=rows)
 
 
-def _roles(ctx: Context) -> list[tuple[str, RoleFiles]]:
-    run = ctx.run
-    pairs = (("tuned", run.roles.get("best")), ("recipe", run.roles.get("baseline")))
-    return [(label, f) for label, f in pairs if f is not None]
-
-
-def _figures(ctx: Context, roles: list[tuple[str, RoleFiles]]) -> Markup:
+def _figures(ctx: Context, roles: list[RoleFiles]) -> Markup:
     intervals: list[Interval] = []
     for name in ("auc", "sensitivity", "specificity"):
-        for label, f in roles:
+        for f in roles:
             t = f.test
-            intervals.append((name, label, t.value(name) if t else None, t.ci(name) if t else None))
+            intervals.append(
+                (name, f.label, t.value(name) if t else None, t.ci(name) if t else None)
+            )
     figures: list[Html] = [figure(svg(interval_chart(intervals)))]
-    order = ctx.run.class_order()
+    positive = ctx.positive_index()
     roc_curves = []
-    for label, f in roles:
-        if f.probs is None or f.labels is None or order is None:
+    for f in roles:
+        if f.probs is None or f.labels is None or positive is None:
             continue
-        names, positive = order
-        points = roc_points(f.labels, f.probs, names.index(positive))
+        points = roc_points(f.labels, f.probs, positive[0])
         if points is not None:
             auc = f.test.auc if f.test else None
-            roc_curves.append((f"{label} (AUC {fmt(auc)})", points[0], points[1]))
-    if roc_curves:
-        positive = order[1] if order else "?"
+            roc_curves.append((f"{f.label} (AUC {fmt(auc)})", points[0], points[1]))
+    if roc_curves and positive is not None:
         figures.append(
             figure(
                 svg(roc_chart(roc_curves)),
-                f"Positive class: {positive}. Exported models only.",
+                f"Positive class: {positive[1]}. Exported models only.",
             )
         )
     else:
@@ -109,63 +114,131 @@ def _figures(ctx: Context, roles: list[tuple[str, RoleFiles]]) -> Markup:
     return Markup('<div class="grid2">{}</div>').format(join(figures))
 
 
+def _seeds(stat: MeanStd) -> Html:
+    """The spread over seeds under a value; nothing with fewer than two seeds."""
+    if stat.mean is None or stat.n < 2:
+        return ""
+    return Markup('<span class="seeds">seeds: {} (n={})</span>').format(stat.text(), stat.n)
+
+
+def _threshold_cell(f: RoleFiles) -> Html:
+    if f.threshold is None:
+        return muted("argmax")
+    seeds = [t for p in f.summary.per_seed if (t := finite(p.get("threshold"))) is not None]
+    rule = f.summary.operating_point
+    return join(
+        [
+            fmt(f.threshold),
+            " ",
+            muted(f"({rule})") if rule else "",
+            _seeds(MeanStd.of(seeds)),
+        ]
+    )
+
+
+def _header(f: RoleFiles, versus: Versus | None) -> Html:
+    seed = f.summary.exported_seed
+    head: list[Html] = [f.label, muted(f" seed {seed}" if seed is not None else "")]
+    if versus is not None and not versus.usable:
+        head.append(Markup('<br><span class="tag failed">not a usable baseline</span>'))
+    return join(head)
+
+
+def metrics_table(roles: list[RoleFiles], verdict: Verdict | None) -> Markup:
+    """Rows: the operating point and each test metric; columns: the models."""
+    versus = verdict.versus if verdict is not None else {}
+    headers: list[Html] = ["test metric", *(_header(f, versus.get(f.role)) for f in roles)]
+    rows: list[list[Html]] = [["threshold", *(_threshold_cell(f) for f in roles)]]
+    for name, label in TEST_METRICS:
+        rows.append(
+            [
+                label,
+                *(join([value_ci(f.test, name), _seeds(f.summary.test_stat(name))]) for f in roles),
+            ]
+        )
+    return table(
+        headers, rows, numeric=range(1, len(headers)), table_id="test-metrics", scroll=True
+    )
+
+
+def _versus_lines(verdict: Verdict) -> Markup:
+    items: list[Html] = []
+    for v in verdict.versus.values():
+        if v.usable:
+            items.append(
+                join([bold(f"vs {v.label}: "), v.text.removeprefix(f"against {v.label}: ")])
+            )
+        else:
+            items.append(
+                join(
+                    [
+                        bold(f"vs {v.label}: "),
+                        Markup('<span class="tag failed">not a usable baseline</span> '),
+                        f"{v.unusable_reason or 'unusable'}; beating it counts for nothing. ",
+                        muted(v.text.removeprefix(f"against {v.label}: ")),
+                    ]
+                )
+            )
+    return bullets(items)
+
+
 def test_split(ctx: Context) -> Markup:
     run = ctx.run
-    roles = _roles(ctx)
-    if not roles:
+    roles = ctx.roles()
+    if "best" not in run.roles:
         why = run.notes.get("best", "no best/ folder")
         return section(
             "test",
-            _TITLE,
+            TITLE,
             missing(
                 f"Nothing was retrained: {why}. Run the study with --retrain-seeds 1 or "
-                "more to compare the winner with the recipe on the test split."
+                "more to compare the winner with the baselines on the test split."
             ),
         )
     parts: list[Html] = []
     verdict = run.comparison
-    if verdict is not None:
-        parts.append(banner(verdict.text, verdict.kind))
-    headers = ["metric"]
-    for label, f in roles:
-        seed = f.summary.exported_seed
-        headers += [f"{label}: exported (seed {seed}) [95% CI]", f"{label}: mean ± sd over seeds"]
-    rows: list[list[Html]] = []
-    for name in TEST_METRICS:
-        cells: list[Html] = [name]
-        for _, f in roles:
-            cells += [with_ci(f.test, name), mean_std(f.summary.test_stat(name))]
-        rows.append(cells)
-    parts.append(
-        table(headers, rows, numeric=range(1, len(headers)), table_id="test-metrics", scroll=True)
-    )
-    if verdict is not None and verdict.paired_difference is not None:
-        ci = verdict.paired_ci95
-        ci_text = f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if ci else "undefined"
-        parts.append(
-            caption(
-                "Paired test-AUC difference of the exported models (tuned − recipe, same "
-                f"images): {verdict.paired_difference:+.3f}, 95% CI {ci_text}."
-            )
+    parts.append(metrics_table(roles, verdict))
+    best = run.roles["best"]
+    if best.threshold is None:
+        note = (
+            "No threshold: " + ARGMAX_NOTE + ". Sensitivity and specificity are those of the "
+            "positive class under the argmax."
         )
-    protocol = roles[0][1].summary.protocol
+    else:
+        rule = best.summary.operating_point
+        note = (
+            f"Each model's threshold on P({best.positive_class or 'positive'}) was chosen on "
+            "the validation split"
+            + (f" by the {rule} rule" if rule else "")
+            + ", never on test; the rows from sensitivity down to accuracy are at that "
+            "threshold. Values are the exported model's, with 95% stratified bootstrap "
+            "intervals; with two or more retrain seeds the mean ± sd over seeds is beneath."
+        )
+    parts.append(caption(note))
+    if verdict is not None and verdict.versus:
+        parts.append(heading("Tuned against each baseline (paired test AUC)"))
+        parts.append(_versus_lines(verdict))
+    missing_roles = [ROLE_LABELS[r] for r in ROLES if r not in run.roles]
+    if missing_roles:
+        parts.append(caption(f"Not retrained (no folder): {', '.join(missing_roles)}."))
+    protocol = best.summary.protocol
     if protocol:
         parts.append(caption(f"Protocol: {protocol}."))
-    best = run.roles.get("best")
-    if best is not None and best.summary.params:
+    if best.summary.params:
         chosen = param_list(dict(best.summary.params), list(best.summary.params))
         parts.append(
             caption(Markup("Winner: trial {} with {}.").format(code(best.summary.trial_id), chosen))
         )
     parts.append(_figures(ctx, roles))
-    matrices = join(confusion(f, f"{label} model") for label, f in roles)
-    parts.append(Markup('<div class="grid2">{}</div>').format(matrices))
+    matrices = join(confusion(f, f"{f.label} model") for f in roles)
+    parts.append(Markup('<div class="grid3">{}</div>').format(matrices))
     return section(
         "test",
-        _TITLE,
+        TITLE,
         join(parts),
-        "Both configurations retrained from scratch with the same seeds and budget, "
-        "scored once on the held-out test split.",
+        "The tuned configuration, a sensible default (Adam 1e-3, widths 16..128) and the "
+        "recipe, each retrained from scratch with the same seeds and budget and scored once "
+        "on the held-out test split at its own operating point.",
     )
 
 
@@ -214,4 +287,13 @@ def gradcam(ctx: Context) -> Markup:
     return section("gradcam", title, render_template("gallery.html.j2", examples=shown), intro)
 
 
-__all__ = ["TEST_METRICS", "confusion", "gradcam", "mean_std", "test_split", "with_ci"]
+__all__ = [
+    "TEST_METRICS",
+    "TITLE",
+    "confusion",
+    "gradcam",
+    "mean_std",
+    "metrics_table",
+    "test_split",
+    "with_ci",
+]
