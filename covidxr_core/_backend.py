@@ -65,6 +65,45 @@ def configure_backend() -> str:
     return name
 
 
+def configure_backend_quietly() -> str:
+    """`configure_backend` with the native libraries' start-up lines kept off the console.
+
+    TensorFlow's C++ start-up lines (oneDNN custom operations, cudart / cuInit probing,
+    CPU features) are written straight to file descriptor 2 and ignore
+    TF_CPP_MIN_LOG_LEVEL in TF 2.21, so the command-line tools (``covidxr_core.train``,
+    ``covidxr_core.predict``, ``tuning/run.py``) import the backend with that descriptor
+    pointed at a temporary file. If the import fails, what it wrote is replayed to stderr
+    with the exception. ``TF_CPP_MIN_LOG_LEVEL=0`` keeps the lines.
+
+    Returns:
+        The Keras backend name.
+    """
+    if _configured is not None or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        return configure_backend()
+    import sys
+    import tempfile
+
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            name = configure_backend()
+            if name == "tensorflow":
+                import tensorflow as tf
+
+                tf.config.list_physical_devices("GPU")  # the CUDA probe prints too
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            os.write(2, sink.read())
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+    return name
+
+
 def _enable_jax_compilation_cache() -> None:
     """Keep XLA's compiled programs on disk, shared by every trial on this machine.
 
@@ -108,4 +147,4 @@ def enable_determinism(seed: int) -> None:
         tf.config.experimental.enable_op_determinism()
 
 
-__all__ = ["configure_backend", "enable_determinism"]
+__all__ = ["configure_backend", "configure_backend_quietly", "enable_determinism"]
