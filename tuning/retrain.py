@@ -20,7 +20,8 @@ import hashlib
 import json
 import shutil
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -66,14 +67,20 @@ class SeedRun:
     calibration: dict[str, Any] | None = None
 
 
-def train_seed(train_config: Any, n_boot: int, data: Any) -> SeedRun:
-    """Trains one seed (on whatever worker the engine chose) and returns its `SeedRun`."""
+def train_seed(
+    train_config: Any, n_boot: int, data: Any, progress: Callable[[int], None] | None = None
+) -> SeedRun:
+    """Trains one seed (on whatever worker the engine chose) and returns its `SeedRun`.
+
+    ``progress(epoch)`` is called after every epoch (the engine's progress channel).
+    """
     from covidxr_core import configure_backend
 
     configure_backend()
     from covidxr_core import train
 
-    result = train(train_config, data, evaluate_test=True, n_boot=n_boot)
+    callbacks = [lambda epoch, metrics: progress(epoch)] if progress is not None else []
+    result = train(train_config, data, evaluate_test=True, n_boot=n_boot, callbacks=callbacks)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.keras"
         result.model.save(path)
@@ -285,12 +292,31 @@ def retrain(
     if len(todo) < len(jobs):
         observer.note("retraining", f"kept {len(jobs) - len(todo)} finished seed(s) from before")
 
+    observer.retrain_started(roles, seeds, spec.epochs)
+    clock = time.monotonic()
+    for i in set(range(len(jobs))) - set(todo):
+        observer.retrain_progress(jobs[i][0], jobs[i][1].seed, spec.epochs, spec.epochs, True)
+
     def finished(k: int, run: SeedRun) -> None:
         save_seed(folders[todo[k]], run)
+        role, config = jobs[todo[k]]
+        observer.retrain_progress(role, config.seed, spec.epochs, spec.epochs, finished=True)
 
-    fresh = engine.run_jobs(
-        train_seed, [(jobs[i][1], spec.n_boot) for i in todo], shared_data, spec, finished
-    )
+    def epoch_done(k: int, epoch: int) -> None:
+        role, config = jobs[todo[k]]
+        observer.retrain_progress(role, config.seed, epoch, spec.epochs)
+
+    try:
+        fresh = engine.run_jobs(
+            train_seed,
+            [(jobs[i][1], spec.n_boot) for i in todo],
+            shared_data,
+            spec,
+            finished,
+            on_epoch=epoch_done,
+        )
+    finally:
+        observer.retrain_finished(time.monotonic() - clock)
     for i, run in zip(todo, fresh, strict=True):
         results[i] = run
     done = [r for r in results if r is not None]

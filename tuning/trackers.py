@@ -29,7 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,6 +96,17 @@ class FanOut(StudyObserver):
 
     def comparison(self, roles: Mapping[str, RoleSummary], verdict: Verdict) -> None:
         self._each("comparison", roles, verdict)
+
+    def retrain_started(self, roles: Sequence[str], seeds: Sequence[int], epochs: int) -> None:
+        self._each("retrain_started", roles, seeds, epochs)
+
+    def retrain_progress(
+        self, role: str, seed: int, epoch: int, epochs: int, finished: bool = False
+    ) -> None:
+        self._each("retrain_progress", role, seed, epoch, epochs, finished)
+
+    def retrain_finished(self, wall_s: float) -> None:
+        self._each("retrain_finished", wall_s)
 
     def study_ended(self, run_dir: Path, error: BaseException | None) -> None:
         """The study is over (``error``: what stopped it); only trackers are told."""

@@ -73,11 +73,14 @@ class Engine(Protocol):
         data: Any,
         spec: StudySpec,
         on_done: Callable[[int, Any], None] | None = None,
+        on_epoch: Callable[[int, int], None] | None = None,
     ) -> list[Any]:
         """``[fn(*call, data) for call in calls]``, run where the engine runs work.
 
         ``on_done(index, result)`` is called as each call finishes (in finishing order),
-        so a caller can save finished work before the rest is done.
+        so a caller can save finished work before the rest is done. With ``on_epoch``,
+        ``fn`` is called with a ``progress=`` keyword, a function of the epoch it just
+        finished, and the engine passes those on as ``on_epoch(index, epoch)``.
         """
 
     def hardware(self) -> dict[str, float]:

@@ -49,6 +49,7 @@ KerasTuner's own state (trials, oracle, a weights checkpoint per trial) lives in
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -382,10 +383,14 @@ class KerasTunerEngine:
         data: Any,
         spec: StudySpec,
         on_done: Callable[[int, Any], None] | None = None,
+        on_epoch: Callable[[int, int], None] | None = None,
     ) -> list[Any]:
         results = []
         for i, call in enumerate(calls):
-            results.append(fn(*call, data))
+            if on_epoch is None:
+                results.append(fn(*call, data))
+            else:
+                results.append(fn(*call, data, progress=functools.partial(on_epoch, i)))
             if on_done is not None:
                 on_done(i, results[-1])
         return results

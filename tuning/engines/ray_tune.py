@@ -6,6 +6,7 @@ trials and the retrain's tasks all read that one copy.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
@@ -57,6 +58,41 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
+def check_fits(cpus_per_trial: float, gpus_per_trial: float) -> None:
+    """Refuses per-trial resources that no node of the cluster can ever give.
+
+    Ray would queue such trials forever (0 running, and a ``--resume`` that hangs again),
+    so the study stops before any trial, naming what the largest node has.
+
+    Raises:
+        StudyError: no live node has ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs.
+    """
+    import ray
+
+    nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
+    if not nodes:
+        return  # nothing registered yet: nothing to compare with
+    needs = {"CPU": ("cpus_per_trial", cpus_per_trial), "GPU": ("gpus_per_trial", gpus_per_trial)}
+    if any(all(node.get(k, 0) >= v for k, (_, v) in needs.items()) for node in nodes):
+        return
+    total = ray.cluster_resources()
+    for key, (name, value) in needs.items():
+        most = max(node.get(key, 0) for node in nodes)
+        if value > most:
+            raise StudyError(
+                f"{name} {value:g} is more than any node has: the largest node has {most:g} "
+                f"{key}s (the cluster: {len(nodes)} node(s), {total.get(key, 0):g} {key}s in "
+                "all), so no trial could ever start"
+            )
+    raise StudyError(
+        f"no node has both {cpus_per_trial:g} CPUs and {gpus_per_trial:g} GPUs for a trial: "
+        + "; ".join(
+            f"node {i}: {n.get('CPU', 0):g} CPUs, {n.get('GPU', 0):g} GPUs"
+            for i, n in enumerate(nodes)
+        )
+    )
+
+
 class RayTuneEngine:
     """Ray Tune + OptunaSearch (TPE, study in ``optuna.db``) + ASHA."""
 
@@ -78,6 +114,7 @@ class RayTuneEngine:
             logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
         if ray.is_initialized():  # a caller (a notebook, a test) brought its own Ray
             self._gpus = self._gpu_fraction(spec)
+            check_fits(spec.cpus_per_trial, self._gpus)
             return
         env = {
             k: os.environ[k]
@@ -122,7 +159,12 @@ class RayTuneEngine:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise StudyError(f"could not start a local Ray instance: {exc}") from None
         self._started_ray = True
-        self._gpus = self._gpu_fraction(spec)
+        try:
+            self._gpus = self._gpu_fraction(spec)
+            check_fits(spec.cpus_per_trial, self._gpus)
+        except BaseException:
+            self.stop()  # the study never starts: leave no Ray behind
+            raise
 
     @staticmethod
     def _gpu_fraction(spec: StudySpec) -> float:
@@ -171,23 +213,41 @@ class RayTuneEngine:
         data: Any,
         spec: StudySpec,
         on_done: Callable[[int, Any], None] | None = None,
+        on_epoch: Callable[[int, int], None] | None = None,
     ) -> list[Any]:
-        """Each call as a Ray task with the trial's resources, retried once if a worker dies."""
+        """Each call as a Ray task with the trial's resources, retried once if a worker dies.
+
+        With ``on_epoch``, each task gets a ``progress=`` keyword that it calls with every
+        epoch it finishes; the epochs reach the driver through a Ray queue and are passed
+        on as ``on_epoch(index, epoch)`` while the tasks run.
+        """
         import ray
 
-        remote = ray.remote(fn).options(
+        remote = ray.remote(_job).options(
             num_cpus=spec.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1
         )
-        refs = [remote.remote(*call, data) for call in calls]
+        queue = None
+        if on_epoch is not None:
+            from ray.util.queue import Queue
+
+            queue = Queue(actor_options={"num_cpus": 0})
+        refs = [remote.remote(fn, i, queue, *call, data) for i, call in enumerate(calls)]
         index = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
         pending = list(refs)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            i = index[done[0]]
-            results[i] = ray.get(done[0])
-            if on_done is not None:
-                on_done(i, results[i])
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1, timeout=1.0)
+                if queue is not None and on_epoch is not None:
+                    _drain(queue, on_epoch)
+                for ref in done:
+                    i = index[ref]
+                    results[i] = ray.get(ref)
+                    if on_done is not None:
+                        on_done(i, results[i])
+        finally:
+            if queue is not None:
+                queue.shutdown(force=True)
         return results
 
     def search(self, job: SearchJob) -> Leaderboard:
@@ -307,6 +367,29 @@ class RayTuneEngine:
         return board
 
 
+def _job(fn: Callable[..., Any], index: int, queue: Any, *args: Any) -> Any:
+    """One `RayTuneEngine.run_jobs` call inside its Ray task (epochs go into ``queue``)."""
+    if queue is None:
+        return fn(*args)
+
+    def report(epoch: int) -> None:
+        with contextlib.suppress(Exception):  # progress must never fail a seed
+            queue.put_nowait((index, epoch))
+
+    return fn(*args, progress=report)
+
+
+def _drain(queue: Any, on_epoch: Callable[[int, int], None]) -> None:
+    """Passes every epoch report waiting in ``queue`` on to ``on_epoch``."""
+    try:
+        waiting = queue.qsize()
+        items = queue.get_nowait_batch(waiting) if waiting else []
+    except Exception:  # a lost queue actor costs the epoch lines, never the retrain
+        return
+    for index, epoch in items:
+        on_epoch(index, epoch)
+
+
 ZOMBIE_REASON = (
     "left RUNNING by a driver that was killed before Tune recorded the trial; "
     "closed when the resumed search ended"
@@ -344,6 +427,7 @@ __all__ = [
     "OPTUNA_FILE",
     "TUNE_DIR",
     "RayTuneEngine",
+    "check_fits",
     "check_reachable",
     "close_zombie_trials",
     "optuna_storage_url",
