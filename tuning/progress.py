@@ -2,15 +2,25 @@
 
 `run_study` accepts any `StudyObserver`; the base class ignores everything (a notebook
 or a script that only wants the result), and `RichProgress` draws the live status table
-the command line shows in place of Ray's wall of logs. Engines report trial events here
-through the study, so nothing in this module knows which engine runs the trials.
+the command line shows in place of Ray's wall of logs. `PlainProgress` is its twin for an
+output that is not a terminal (a log file, ``ray job submit``, CI, ``nohup``): one plain
+line per trial event and a status line at most every 30 s, so ``tail -f`` shows the study.
+Engines report trial events here through the study, so nothing in this module knows
+which engine runs the trials.
+
+`library_logs_to` sends the Python loggers of Ray (and the libraries under it) to a file
+in the run folder, so their warnings never land in the middle of the display.
 """
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import sys
 import time
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, TextIO
 
 from tuning.leaderboard import stop_counts
 from tuning.objective import best
@@ -20,7 +30,7 @@ if TYPE_CHECKING:
     from rich.live import Live
     from rich.table import Table
 
-    from tuning.leaderboard import Leaderboard
+    from tuning.leaderboard import Leaderboard, TrialRow
     from tuning.results import RoleSummary, Verdict
 
 # What an engine says about a trial.
@@ -45,8 +55,80 @@ class StudyObserver:
     def search_ended(self, board: Leaderboard) -> None:
         """The search is over (finished, out of budget or interrupted)."""
 
+    def retrain_started(self, roles: Sequence[str], seeds: Sequence[int], epochs: int) -> None:
+        """The final retrain begins: each role trains once per seed for ``epochs`` epochs."""
+
+    def retrain_progress(
+        self, role: str, seed: int, epoch: int, epochs: int, finished: bool = False
+    ) -> None:
+        """A retrain seed finished ``epoch`` of ``epochs``; ``finished``: the whole seed is
+        done (its model trained and evaluated)."""
+
+    def retrain_finished(self, wall_s: float) -> None:
+        """Every retrain seed is done."""
+
     def comparison(self, roles: Mapping[str, RoleSummary], verdict: Verdict) -> None:
         """The retrained models (``best``, ``baseline``, ``default``) and the verdict."""
+
+
+class _RetrainClock:
+    """What the retrain has done so far, and the ETA that follows from it."""
+
+    def __init__(self, roles: Sequence[str], seeds: Sequence[int], epochs: int) -> None:
+        self.roles, self.seeds, self.epochs = tuple(roles), tuple(seeds), max(1, epochs)
+        self.started = time.monotonic()
+        self.epoch: dict[tuple[str, int], int] = {(r, s): 0 for r in roles for s in seeds}
+        self.done: set[tuple[str, int]] = set()
+
+    def update(self, role: str, seed: int, epoch: int, finished: bool) -> None:
+        key = (role, seed)
+        self.epoch[key] = max(self.epoch.get(key, 0), epoch)
+        if finished:
+            self.done.add(key)
+            self.epoch[key] = self.epochs
+
+    @property
+    def total(self) -> int:
+        return len(self.epoch) * self.epochs
+
+    @property
+    def fraction(self) -> float:
+        return sum(self.epoch.values()) / self.total if self.total else 0.0
+
+    def eta(self) -> float | None:
+        frac = self.fraction
+        elapsed = time.monotonic() - self.started
+        return elapsed * (1 - frac) / frac if frac > 0 else None
+
+    def status(self) -> str:
+        eta = self.eta()
+        return (
+            f"{len(self.done)}/{len(self.epoch)} seeds done · "
+            f"{sum(self.epoch.values())}/{self.total} epochs · "
+            f"elapsed {duration(time.monotonic() - self.started)} · "
+            f"ETA {duration(eta) if eta is not None else '–'}"
+        )
+
+
+def _search_status(board: Leaderboard | None, total: int, started: float) -> dict[str, str]:
+    """The search's status in words: ``trials``, ``best`` (when known) and ``time``."""
+    rows = list(board.rows.values()) if board is not None else []
+    counts = stop_counts(rows)
+    finished = counts["completed"] + counts["early-stopped"] + counts["failed"]
+    elapsed = time.monotonic() - started
+    eta = elapsed / finished * (total - finished) if finished else None
+    out = {
+        "trials": f"{finished}/{total} done · {counts['completed']} completed · "
+        f"{counts['early-stopped']} early-stopped · {counts['failed']} failed · "
+        f"{counts['running']} running",
+        "time": f"elapsed {duration(elapsed)} · ETA {duration(eta) if eta is not None else '–'}",
+    }
+    top = best(rows, lambda r: r.best_metric, board.mode) if board is not None else None
+    if board is not None and top is not None and top.best_metric is not None:
+        out["best"] = (
+            f"{board.metric} {top.best_metric:.4f} (trial {top.trial_id}, epoch {top.best_epoch})"
+        )
+    return out
 
 
 def duration(seconds: float) -> str:
@@ -73,6 +155,7 @@ class RichProgress(StudyObserver):
         self._board: Leaderboard | None = None
         self._last = 0.0
         self._live: Live | None = None
+        self._retrain: _RetrainClock | None = None
 
     def note(self, label: str, text: str) -> None:
         from rich.markup import escape
@@ -100,32 +183,57 @@ class RichProgress(StudyObserver):
 
     def render(self) -> Table:
         """The status table: trials done by outcome, the best so far, elapsed time and ETA."""
+        from rich.markup import escape
         from rich.table import Table
 
-        board = self._board
-        rows = list(board.rows.values()) if board is not None else []
-        counts = stop_counts(rows)
-        finished = counts["completed"] + counts["early-stopped"] + counts["failed"]
-        elapsed = time.monotonic() - self.started
-        eta = elapsed / finished * (self.total - finished) if finished else None
+        status = _search_status(self._board, self.total, self.started)
         table = Table(show_header=False, box=None, pad_edge=False)
-        table.add_row(
-            "[bold]trials[/]",
-            f"{finished}/{self.total} done · [green]{counts['completed']} completed[/] · "
-            f"[yellow]{counts['early-stopped']} early-stopped[/] · "
-            f"[red]{counts['failed']} failed[/] · {counts['running']} running",
+        for key in ("trials", "best", "time"):
+            if key in status:
+                table.add_row(f"[bold]{key}[/]", escape(status[key]))
+        return table
+
+    def retrain_started(self, roles: Sequence[str], seeds: Sequence[int], epochs: int) -> None:
+        from rich.live import Live
+
+        self._retrain = _RetrainClock(roles, seeds, epochs)
+        self._live = Live(
+            self._render_retrain(), console=self.console, auto_refresh=False, transient=False
         )
-        top = best(rows, lambda r: r.best_metric, board.mode) if board is not None else None
-        if board is not None and top is not None and top.best_metric is not None:
-            table.add_row(
-                "[bold]best[/]",
-                f"{board.metric} {top.best_metric:.4f} "
-                f"(trial {top.trial_id}, epoch {top.best_epoch})",
-            )
-        table.add_row(
-            "[bold]time[/]",
-            f"elapsed {duration(elapsed)} · ETA {duration(eta) if eta is not None else '–'}",
-        )
+        self._live.start()
+
+    def retrain_progress(
+        self, role: str, seed: int, epoch: int, epochs: int, finished: bool = False
+    ) -> None:
+        clock = getattr(self, "_retrain", None)
+        if clock is None:
+            return
+        clock.update(role, seed, epoch, finished)
+        if self._live is not None:
+            self._live.update(self._render_retrain(), refresh=True)
+
+    def retrain_finished(self, wall_s: float) -> None:
+        if self._live is not None:
+            self._live.update(self._render_retrain(), refresh=True)
+            self._live.stop()
+            self._live = None
+        self._retrain = None
+
+    def _render_retrain(self) -> Table:
+        from rich.table import Table
+
+        clock: _RetrainClock = self._retrain  # type: ignore[assignment]
+        table = Table(show_header=False, box=None, pad_edge=False)
+        for role in clock.roles:
+            cells = []
+            for seed in clock.seeds:
+                done = (role, seed) in clock.done
+                epoch = clock.epoch.get((role, seed), 0)
+                cells.append(
+                    f"seed {seed} [green]done[/]" if done else f"seed {seed} {epoch}/{clock.epochs}"
+                )
+            table.add_row(f"[bold]retrain {role}[/]", " · ".join(cells))
+        table.add_row("[bold]time[/]", clock.status())
         return table
 
     def _refresh(self, force: bool = False) -> None:
@@ -168,6 +276,238 @@ class RichProgress(StudyObserver):
             self.console.print(f"  {mark} {escape(check.name)}: {escape(check.detail)}")
 
 
+class PlainProgress(StudyObserver):
+    """Progress as plain lines, for an output that is not a terminal.
+
+    One line per trial event (``trial 3f2a_00001 started on 10.0.0.2: learning_rate=...``)
+    and, at most every ``status_s`` seconds, a status line with trials done, running, the
+    best so far and the ETA. Every line is flushed at once, so a log file that is read
+    while the study runs is up to date.
+
+    Args:
+        stream: Where lines go (default: ``sys.stdout`` at the time of each write).
+        status_s: Least seconds between two status lines.
+    """
+
+    def __init__(self, stream: TextIO | None = None, status_s: float = 30.0) -> None:
+        self.stream = stream
+        self.status_s = status_s
+        self.started = time.monotonic()
+        self.total = 0
+        self._board: Leaderboard | None = None
+        self._last_status = time.monotonic()
+        self._retrain: _RetrainClock | None = None
+
+    def _line(self, text: str) -> None:
+        stream = self.stream or sys.stdout
+        stream.write(f"{time.strftime('%H:%M:%S')} {text}\n")
+        stream.flush()
+
+    def note(self, label: str, text: str) -> None:
+        self._line(f"{label} {text}")
+
+    def warning(self, text: str) -> None:
+        self._line(f"warning: {text}")
+
+    def search_started(self, board: Leaderboard, total: int) -> None:
+        self._board, self.total, self.started = board, total, time.monotonic()
+        self._last_status = self.started
+        self._line(f"search: {total} trials planned")
+
+    def trial_event(self, board: Leaderboard, trial_id: str, event: str) -> None:
+        self._board = board
+        row = board.rows.get(trial_id) if trial_id else None
+        if row is not None and event in TRIAL_EVENTS:
+            self._line(_event_line(board, row, event))
+        self._maybe_status()
+
+    def search_ended(self, board: Leaderboard) -> None:
+        self._board = board
+        self._status()
+
+    def _maybe_status(self, force: bool = False) -> None:
+        if force or time.monotonic() - self._last_status >= self.status_s:
+            self._status()
+
+    def _status(self) -> None:
+        self._last_status = time.monotonic()
+        if self._retrain is not None:
+            self._line(f"status retrain: {self._retrain.status()}")
+            return
+        status = _search_status(self._board, self.total, self.started)
+        self._line("status " + " | ".join(f"{k} {v}" for k, v in status.items()))
+
+    def retrain_started(self, roles: Sequence[str], seeds: Sequence[int], epochs: int) -> None:
+        self._retrain = _RetrainClock(roles, seeds, epochs)
+        self._last_status = time.monotonic()
+        self._line(
+            f"retrain: {', '.join(roles)} × seeds {list(seeds)}, {epochs} epochs each "
+            f"({len(roles) * len(seeds)} runs)"
+        )
+
+    def retrain_progress(
+        self, role: str, seed: int, epoch: int, epochs: int, finished: bool = False
+    ) -> None:
+        if self._retrain is None:
+            self._retrain = _RetrainClock([role], [seed], epochs)
+        self._retrain.update(role, seed, epoch, finished)
+        eta = self._retrain.eta()
+        what = "done" if finished else f"epoch {epoch}/{epochs}"
+        self._line(
+            f"retrain {role} seed {seed} {what} · ETA {duration(eta) if eta is not None else '–'}"
+        )
+        self._maybe_status()
+
+    def retrain_finished(self, wall_s: float) -> None:
+        self._line(f"retrain: all seeds done in {duration(wall_s)}")
+        self._retrain = None
+
+    def comparison(self, roles: Mapping[str, RoleSummary], verdict: Verdict) -> None:
+        for role, label in ROLE_LABELS:
+            if role not in roles:
+                continue
+            cells = " · ".join(f"{name} {_plain_cell(roles[role], name)}" for name in TABLE_METRICS)
+            self._line(f"test {label}: threshold {_threshold(roles[role])} · {cells}")
+        self._line(f"verdict: {verdict.text}")
+        for check in verdict.checks:
+            mark = {True: "ok", False: "FAILED", None: "unknown"}[check.passed]
+            self._line(f"  [{mark}] {check.name}: {check.detail}")
+
+
+def _event_line(board: Leaderboard, row: TrialRow, event: str) -> str:
+    """One trial event as a line: id, what happened, the values that go with it, the node."""
+    where = f" on {row.node_ip}" if row.node_ip else ""
+    head = f"trial {row.trial_id}"
+    if event == "started":
+        params = ", ".join(f"{k}={_value(v)}" for k, v in sorted(row.params.items()))
+        return f"{head} started{where}: {params}"
+    if event == "epoch":
+        values = " ".join(
+            f"{name} {_value(row.column(name))}"
+            for name in ("val_auc", "val_loss", "val_accuracy")
+            if row.column(name) is not None
+        )
+        return f"{head} epoch {row.epochs_run}/{row.max_epochs or '?'}{where}: {values}"
+    if event == "failed":
+        return f"{head} failed{where} after {row.epochs_run or 0} epoch(s): {row.error}"
+    if event == "retried":
+        return f"{head} retried{where} (retry {row.retries}): {row.error}"
+    best_text = f"{board.metric} {_value(row.best_metric)} at epoch {row.best_epoch}"
+    return f"{head} stopped ({row.reason}){where} after {row.epochs_run} epoch(s): best {best_text}"
+
+
+def _value(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def _plain_cell(summary: RoleSummary, name: str) -> str:
+    text = summary.test_stat(name).text()
+    interval = summary.exported_test.ci(name) if summary.exported_test else None
+    return text + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+
+
+def progress_for(stream: TextIO | None = None) -> StudyObserver:
+    """The display for ``stream`` (default stdout): `RichProgress` on a terminal, else
+    `PlainProgress`."""
+    stream = stream or sys.stdout
+    try:
+        tty = stream.isatty()
+    except (AttributeError, ValueError):
+        tty = False
+    if tty:
+        from rich.console import Console
+
+        return RichProgress(Console(file=stream))
+    return PlainProgress(stream)
+
+
+# Loggers whose records go to the run folder's log instead of the console (py.warnings:
+# Python warnings of any library, e.g. a FutureWarning raised inside an exporter).
+LIBRARY_LOGGERS = ("ray", "py.warnings")
+LIBRARY_LOG_FILE = "ray.log"
+
+
+@contextlib.contextmanager
+def library_logs_to(path: Path, names: Sequence[str] = LIBRARY_LOGGERS) -> Iterator[Path]:
+    """Sends the records of the ``names`` loggers and their children to the file ``path``.
+
+    Ray's loggers write to the console themselves (``ray`` does not propagate), so their
+    console handlers are swapped for one file handler while the block runs, and put
+    back afterwards. Ray's warnings ("Failed to fetch metrics for 3 trial(s)", autoscaler
+    and worker messages) then land in ``runs/NAME/ray.log``, not in the progress display.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    saved: list[tuple[logging.Logger, list[logging.Handler], bool]] = []
+    for logger in _loggers_under(names):
+        if logger.name in names or logger.handlers:
+            console = [h for h in logger.handlers if _is_console(h)]
+            saved.append((logger, console, logger.propagate))
+            for h in console:
+                logger.removeHandler(h)
+            if logger.name in names or console:
+                logger.addHandler(handler)
+                logger.propagate = False
+    capture = "py.warnings" in names
+    if capture:
+        logging.captureWarnings(True)
+    restore_ray = (
+        _ray_driver_prints_to(logging.getLogger("ray.driver_output")) if ("ray" in names) else None
+    )
+    try:
+        yield path
+    finally:
+        if restore_ray is not None:
+            restore_ray()
+        if capture:
+            logging.captureWarnings(False)
+        for logger, console, propagate in saved:
+            logger.removeHandler(handler)
+            for h in console:
+                logger.addHandler(h)
+            logger.propagate = propagate
+        handler.close()
+
+
+def _ray_driver_prints_to(logger: logging.Logger) -> Callable[[], None] | None:
+    """Routes what Ray's driver prints itself (raylet and autoscaler messages such as "A
+    worker died or was killed while executing a task", with ``log_to_driver=False`` too)
+    to ``logger``; returns the undo, or None where this Ray has no such function."""
+    module = sys.modules.get("ray._private.worker")
+    original = getattr(module, "print_to_stdstream", None)
+    if module is None or original is None:
+        return None
+
+    def to_log(data: dict, ignore_prefix: bool = False) -> None:
+        source = data.get("pid", "?")
+        for line in data.get("lines", ()):
+            logger.warning("(%s) %s", source, line)
+
+    module.print_to_stdstream = to_log  # type: ignore[attr-defined]
+
+    def undo() -> None:
+        module.print_to_stdstream = original  # type: ignore[attr-defined]
+
+    return undo
+
+
+def _loggers_under(names: Sequence[str]) -> list[logging.Logger]:
+    out = [logging.getLogger(n) for n in names]
+    for name, logger in list(logging.root.manager.loggerDict.items()):
+        if isinstance(logger, logging.Logger) and any(name.startswith(n + ".") for n in names):
+            out.append(logger)
+    return out
+
+
+def _is_console(handler: logging.Handler) -> bool:
+    return isinstance(handler, logging.StreamHandler) and not isinstance(
+        handler, logging.FileHandler
+    )
+
+
 ROLE_LABELS = (("best", "tuned"), ("default", "sensible default"), ("baseline", "recipe"))
 TABLE_METRICS = (
     "auc", "average_precision", "sensitivity", "specificity", "ppv", "npv", "f1", "ece",
@@ -184,4 +524,13 @@ def _cell(summary: RoleSummary, name: str) -> str:
     return text + (f"  [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
-__all__ = ["TRIAL_EVENTS", "RichProgress", "StudyObserver", "duration"]
+__all__ = [
+    "LIBRARY_LOG_FILE",
+    "TRIAL_EVENTS",
+    "PlainProgress",
+    "RichProgress",
+    "StudyObserver",
+    "duration",
+    "library_logs_to",
+    "progress_for",
+]

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 if "-v" not in sys.argv and "--verbose" not in sys.argv:
     # TensorFlow's C++ start-up chatter (oneDNN, CUDA probing) is noise on a progress screen.
@@ -26,27 +27,13 @@ from tuning.spec import SpecError, build_parser, flag_of, spec_from_args
 
 
 def _import_backend_quietly() -> None:
-    """Imports Keras and its backend with native stderr muted.
-
-    TensorFlow's C++ start-up lines (oneDNN, CUDA probing) ignore TF_CPP_MIN_LOG_LEVEL in
-    TF 2.21; they would land in the middle of the progress display. `-v` keeps them.
-    """
+    """Imports Keras and its backend with native stderr muted (`-v` keeps the lines)."""
     import contextlib
-    import tempfile
 
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as sink, contextlib.suppress(ImportError):
-        os.dup2(sink.fileno(), 2)
-        try:
-            from covidxr_core import configure_backend
+    with contextlib.suppress(ImportError):
+        from covidxr_core._backend import configure_backend_quietly
 
-            if configure_backend() == "tensorflow":
-                import tensorflow as tf
-
-                tf.config.list_physical_devices("GPU")  # the CUDA probe prints too
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+        configure_backend_quietly()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,13 +51,27 @@ def main(argv: list[str] | None = None) -> int:
     if args.resume and not spec.name:
         console.print("[bold red]error:[/] --resume needs --name: the run folder to continue")
         return 2
+    if args.resume:
+        from tuning.runfolder import STUDY_FILE, locate
+
+        location = locate(spec.output, spec.name)
+        if location.uri is None and not (location.local / STUDY_FILE).is_file():
+            # Before the backend import (tens of seconds) and before any data is decoded.
+            what = "holds no study" if location.local.exists() else "does not exist"
+            console.print(
+                f"[bold red]error:[/] --resume: {escape(str(location.local))} {what} "
+                f"(no {STUDY_FILE}): nothing to resume"
+            )
+            return 2
     if not args.verbose:
         _import_backend_quietly()
-    from tuning.progress import RichProgress
+    from tuning.progress import progress_for
     from tuning.study import run_study
 
+    # A terminal gets the live table; a log file, CI or `ray job submit` gets plain lines.
+    observer = progress_for(sys.stdout)
     try:
-        result = run_study(spec, resume=args.resume, observer=RichProgress(console))
+        result = run_study(spec, resume=args.resume, observer=observer)
     except CovidxrError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         return 2
@@ -81,7 +82,23 @@ def main(argv: list[str] | None = None) -> int:
         f"[bold]results[/] {escape(str(result.run_dir))} "
         f"({result.trials} trials, {result.wall_s:.0f}s)"
     )
+    if result.best_trial is None:
+        console.print(
+            f"[bold red]error:[/] no trial succeeded ({_outcomes(result)}): nothing to "
+            f"retrain or compare; the leaderboard says why "
+            f"(python tuning/report.py {escape(str(result.run_dir))})"
+        )
+        return 1
     return 0
+
+
+def _outcomes(result: Any) -> str:
+    """``3 trials: 3 failed`` from the leaderboard's stop reasons."""
+    board = result.leaderboard
+    if "stop_reason" not in board or board.empty:
+        return f"{result.trials} trials"
+    counts = board["stop_reason"].fillna("running").value_counts()
+    return f"{result.trials} trials: " + ", ".join(f"{n} {k}" for k, n in counts.items())
 
 
 if __name__ == "__main__":

@@ -24,6 +24,9 @@ from tuning.engines.registry import ENGINE_NAMES, KERAS_TUNER_ALGORITHMS
 from tuning.objective import DEFAULT_METRIC, METRICS
 
 PRECISIONS = ("fp32", "bf16")
+# The built-in model's smallest image side: six 2×2 poolings (ModelConfig: widths and
+# pool_size), so the feature map is still 1 pixel after the last one.
+MIN_IMAGE_SIZE = 2**6
 
 
 class SpecError(ConfigError):
@@ -159,6 +162,11 @@ class StudySpec:
     drop_leaked: bool = option(
         False, "remove validation/test images that duplicate a train image (each is listed)"
     )
+    strict_leakage: bool = option(
+        False,
+        "stop before any trial if an image is duplicated across splits (find_duplicates), "
+        "naming the pairs; without it the pairs are a warning",
+    )
     mlflow: str | None = option(
         None,
         "log to MLflow: the study as a parent run, each trial and retrained model as a child "
@@ -173,6 +181,14 @@ class StudySpec:
         object.__setattr__(self, "external", tuple(self.external))
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
+        smallest = MIN_IMAGE_SIZE
+        if self.image_size < smallest:  # checked here: before any image is decoded
+            raise SpecError(
+                "image_size",
+                f"image_size must be >= {smallest} for the built-in model: its six 2×2 "
+                f"poolings need pool_size**len(widths) = 2**6 = {smallest} pixels "
+                f"(ModelConfig's rule), but got {self.image_size}",
+            )
         from covidxr_core.operating_point import OperatingPoint
 
         try:
@@ -319,6 +335,7 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
 
 
 __all__ = [
+    "MIN_IMAGE_SIZE",
     "PRECISIONS",
     "SMOKE_TEST",
     "SpecError",

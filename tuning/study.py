@@ -97,6 +97,9 @@ def run_study(
     run_dir = location.local
     if resume:
         location.pull()
+        if not (run_dir / STUDY_FILE).is_file():  # before any data is decoded
+            what = "holds no study to resume" if run_dir.exists() else "does not exist"
+            raise StudyError(f"resume: {run_dir} {what} (no {STUDY_FILE})")
         spec = _resumed(spec, run_dir)
     # Everything that can be checked without a cluster is checked before the folder is made.
     from search_spaces import get_space
@@ -105,6 +108,7 @@ def run_study(
     engine = get_engine(spec.engine)
     require_trackers(spec)  # a missing tracker library fails here, one line
     data = load_data(spec, observer)
+    check_leakage(spec, data, observer)  # loud, and with --strict-leakage fatal
     from tuning.external import load_externals
 
     externals = load_externals(spec, data)  # a bad external folder fails before any trial
@@ -117,7 +121,7 @@ def run_study(
 
     engine.start(spec)
     try:
-        with claim(run_dir, resume):
+        with claim(run_dir, resume), _library_logs(spec, run_dir):
             if not resume:
                 atomic.write_text(run_dir / STUDY_FILE, spec.to_json())
             engine.check_storage(location)
@@ -207,6 +211,65 @@ def _conclude(
     for note in notes:
         observer.warning(note)
     return verdict
+
+
+LEAKAGE_SHOWN = 5  # pairs named in the warning (and in --strict-leakage's error: 10)
+
+
+def check_leakage(spec: StudySpec, data: Dataset, observer: StudyObserver) -> list[str]:
+    """Says at the start, loudly, which images are duplicated across splits.
+
+    Uses `covidxr_core.data.find_duplicates` (exact and near-duplicate radiographs in two
+    splits, after carving). Synthetic data are not checked.
+
+    Returns:
+        The pairs, one line each.
+
+    Raises:
+        StudyError: ``spec.strict_leakage`` and a pair was found (or the check failed).
+    """
+    if data.synthetic:
+        return []
+    from covidxr_core.data import find_duplicates
+
+    try:
+        pairs = [p.describe() for p in find_duplicates(data, _data_config(spec))]
+    except Exception as exc:
+        if spec.strict_leakage:
+            raise StudyError(f"--strict-leakage: the leakage check failed: {exc}") from exc
+        observer.warning(f"leakage check failed ({type(exc).__name__}: {exc}); not checked")
+        return []
+    if not pairs:
+        return []
+    shown = "; ".join(pairs[:LEAKAGE_SHOWN]) + (
+        f"; ... {len(pairs) - LEAKAGE_SHOWN} more" if len(pairs) > LEAKAGE_SHOWN else ""
+    )
+    if spec.strict_leakage:
+        named = "; ".join(pairs[: 2 * LEAKAGE_SHOWN])
+        more = len(pairs) - 2 * LEAKAGE_SHOWN
+        raise StudyError(
+            f"--strict-leakage: {len(pairs)} image pair(s) are duplicated across splits, so "
+            f"validation/test scores would be inflated: {named}"
+            + (f"; ... {more} more" if more > 0 else "")
+            + " (fix the splits, or pass --drop-leaked to remove them)"
+        )
+    observer.warning(
+        f"LEAKAGE: {len(pairs)} image pair(s) are duplicated across splits (validation/test "
+        f"scores will be inflated; --drop-leaked removes them, --strict-leakage refuses to "
+        f"run): {shown}"
+    )
+    return pairs
+
+
+def _library_logs(spec: StudySpec, run_dir: Path) -> Any:
+    """Ray's loggers into ``run_dir/ray.log`` for the run (unless ``-v``)."""
+    import contextlib
+
+    from tuning.progress import LIBRARY_LOG_FILE, library_logs_to
+
+    if spec.verbose:
+        return contextlib.nullcontext()
+    return library_logs_to(run_dir / LIBRARY_LOG_FILE)
 
 
 def _train_test_leakage(spec: StudySpec, data: Dataset) -> tuple[list[str], bool]:
@@ -384,4 +447,11 @@ def _paths(run_dir: Path, report: Path | None) -> dict[str, Path]:
     return paths
 
 
-__all__ = ["StudyResult", "base_config", "default_config", "load_data", "run_study"]
+__all__ = [
+    "StudyResult",
+    "base_config",
+    "check_leakage",
+    "default_config",
+    "load_data",
+    "run_study",
+]
