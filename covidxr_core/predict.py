@@ -258,9 +258,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.model).is_file():  # the flag's own message, before Keras loads
         err.print(f"[bold red]error:[/] --model {escape(args.model)}: no such file", soft_wrap=True)
         return 2
-    from covidxr_core._backend import configure_backend_quietly
+    if Path(args.model).suffix.lower() != ".onnx":  # ONNX runs without TensorFlow
+        from covidxr_core._backend import configure_backend_quietly
 
-    configure_backend_quietly()  # no oneDNN / CUDA start-up lines on the console
+        configure_backend_quietly()  # no oneDNN / CUDA start-up lines on the console
     try:
         model, metadata = load_classifier(args.model)
     except CovidxrError as exc:
