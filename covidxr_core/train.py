@@ -545,13 +545,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
     from rich.markup import escape
 
+    from covidxr_core._backend import configure_backend_quietly
+
+    configure_backend_quietly()  # before the parser imports the model: no oneDNN/CUDA lines
     args = _parser().parse_args(argv)
     # soft_wrap: a long line is left to the terminal instead of being cut at 80 columns
     console = Console(highlight=False, soft_wrap=True)
     try:
-        from covidxr_core._backend import configure_backend_quietly
-
-        configure_backend_quietly()  # no oneDNN / CUDA start-up lines on the console
         from covidxr_core.model import preset
 
         overrides: dict[str, Any] = {}
