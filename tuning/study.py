@@ -202,6 +202,11 @@ def _conclude(
         floor=spec.sens_spec_floor,
         leakage=leakage,
         leakage_checked=checked,
+        leakage_clear=(
+            "synthetic demo data: generated images, no patient can be in two splits"
+            if data.synthetic
+            else "no duplicate found between train and test"
+        ),
         external=by_set,
         external_notes=notes,
     )
