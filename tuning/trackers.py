@@ -341,7 +341,7 @@ def with_trackers(spec: StudySpec, run_dir: Path, observer: StudyObserver) -> St
     if not trackers:
         return observer
     for tracker in trackers:
-        name = type(tracker).__name__.removesuffix("Tracker")
+        name = "MLflow" if isinstance(tracker, MlflowTracker) else "TensorBoard"
         where = spec.mlflow if isinstance(tracker, MlflowTracker) else run_dir / TENSORBOARD_DIR
         observer.note("tracking", f"{name}: {where}")
     return FanOut(observer, trackers)
