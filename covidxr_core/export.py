@@ -201,9 +201,20 @@ def export_model_file(
     Raises:
         ConfigError: the file cannot be loaded as a covidxr model.
     """
-    from covidxr_core.predict import load_classifier
+    from covidxr_core._backend import configure_backend
 
-    model, _ = load_classifier(Path(keras_path))
+    configure_backend()
+    import keras
+
+    import covidxr_core.model  # noqa: F401  (registers CXRInput, AffineAugment for loading)
+
+    path = Path(keras_path)
+    try:
+        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a file that is not a model
+        raise ConfigError(
+            f"model path {path}: cannot be loaded as a Keras model ({type(exc).__name__}: {exc})"
+        ) from None
     return export_all(model, Path(out_dir) if out_dir is not None else Path(keras_path).parent)
 
 
