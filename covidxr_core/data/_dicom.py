@@ -1,8 +1,9 @@
 """DICOM radiographs to 8-bit greyscale, with pydicom (``pip install 'covidxr[dicom]'``).
 
 A file is DICOM when it has the ``DICM`` marker after its 128-byte preamble (whatever
-its name), or when its extension is ``.dcm``/``.dicom`` (then a file without the
-preamble is read too). Its pixels go through the display pipeline of DICOM PS3.4 N.2.1:
+its name), or when it is named ``.dcm``/``.dicom`` and starts like a raw DICOM data set
+without the preamble (a group 0002 or 0008 element); other files, whatever their name,
+go to Pillow. Its pixels go through the display pipeline of DICOM PS3.4 N.2.1:
 
 1. Decode the stored values: native (uncompressed) data with NumPy; compressed transfer
    syntaxes through whichever pixel-data plugin pydicom finds installed: RLE Lossless
@@ -77,9 +78,14 @@ def has_preamble(data: bytes) -> bool:
 
 
 def is_dicom(data: bytes, name: str) -> bool:
-    """DICOM by marker, or by a ``.dcm``/``.dicom`` name."""
+    """DICOM by its marker; or, for a ``.dcm``/``.dicom`` name, a raw data set without the
+    preamble (it starts with a group 0002 or 0008 element). Anything else, whatever its
+    name, goes to Pillow: a PNG saved as ``x.dcm`` decodes as the PNG it is."""
+    if has_preamble(data):
+        return True
     lowered = name.lower()
-    return has_preamble(data) or any(lowered.endswith(ext) for ext in DICOM_EXTENSIONS)
+    named = any(lowered.endswith(ext) for ext in DICOM_EXTENSIONS)
+    return named and len(data) >= 8 and data[:2] in (b"\x02\x00", b"\x08\x00")
 
 
 def pydicom_version() -> str | None:

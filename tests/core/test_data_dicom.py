@@ -260,3 +260,17 @@ def test_the_data_summary_lists_views_and_manufacturers(tmp_path: Path, grey, ca
     line = out[out.index("DICOM: 12 files; views") :].split("decoded:")[0]
     for piece in ("PA 3", "AP 3", "not given 6", "manufacturers", "ACME 6"):
         assert piece in line
+
+
+def test_without_pydicom_a_dicom_file_is_a_bad_image_naming_the_extra(
+    tmp_path: Path, grey, monkeypatch
+) -> None:
+    import sys
+
+    path = write_dicom(tmp_path / "a.dcm", grey)
+    monkeypatch.setitem(sys.modules, "pydicom", None)
+    result = decode(path)
+    assert (result.rule, result.value) == (
+        "DICOM file but pydicom is not installed",
+        "pip install 'covidxr[dicom]'",
+    )

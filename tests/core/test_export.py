@@ -149,3 +149,16 @@ def test_a_file_that_is_not_onnx_is_named(tmp_path: Path, capsys) -> None:
     assert main(["--model", str(fake), str(fake)]) == 2
     err = " ".join(capsys.readouterr().err.split())
     assert f"model path {fake}: cannot be loaded as an ONNX model" in err
+
+
+def test_without_onnx_the_saved_model_is_still_written(best_dir: Path, tmp_path, monkeypatch):
+    """`pip install covidxr` alone: no onnx package, so model.onnx is skipped, named."""
+    from covidxr_core.export import export_all
+
+    model, _ = load_classifier(best_dir / "model.keras")
+    monkeypatch.setitem(sys.modules, "onnx", None)  # `import onnx` raises ImportError
+    exported = export_all(model, tmp_path)
+    assert sorted(exported.files) == ["saved_model"]
+    assert exported.skipped == {
+        "onnx": "ONNX export needs the onnx package: pip install 'covidxr[onnx]'"
+    }
