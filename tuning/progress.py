@@ -257,7 +257,7 @@ class RichProgress(StudyObserver):
         shown = [(r, label) for r, label in ROLE_LABELS if r in roles]
         table = Table(
             title="test split at each model's operating point (chosen on validation): "
-            "mean ± std over seeds, [95% CI] of the exported model"
+            "the exported model with its [95% CI], then (seeds: mean ± sd)"
         )
         table.add_column("metric")
         for _, label in shown:
@@ -267,7 +267,7 @@ class RichProgress(StudyObserver):
             *(_threshold(roles[r]) for r, _ in shown),
         )
         for name in TABLE_METRICS:
-            table.add_row(name, *(_cell(roles[r], name) for r, _ in shown))
+            table.add_row(name, *(_plain_cell(roles[r], name) for r, _ in shown))
         self.console.print(table)
         style = {"good": "bold green", "bad": "bold red", "warn": "bold yellow", "none": "bold"}
         self.console.print(f"[{style[verdict.kind]}]{escape(verdict.text)}[/]")
@@ -403,9 +403,18 @@ def _value(v: object) -> str:
 
 
 def _plain_cell(summary: RoleSummary, name: str) -> str:
-    text = summary.test_stat(name).text()
-    interval = summary.exported_test.ci(name) if summary.exported_test else None
-    return text + (f" [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
+    """The exported model's value with its 95% CI, then the spread over seeds: the
+    interval belongs to the value printed beside it, never to the seeds' mean."""
+    metrics = summary.exported_test
+    value = metrics.value(name) if metrics is not None else None
+    interval = metrics.ci(name) if metrics is not None else None
+    text = "–" if value is None else f"{value:.3f}"
+    if interval:
+        text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
+    seeds = summary.test_stat(name)
+    if seeds.n > 1:
+        text += f" (seeds {seeds.text()})"
+    return text
 
 
 def progress_for(stream: TextIO | None = None) -> StudyObserver:
@@ -516,12 +525,6 @@ TABLE_METRICS = (
 
 def _threshold(summary: RoleSummary) -> str:
     return "argmax" if summary.threshold is None else f"{summary.threshold:.3f}"
-
-
-def _cell(summary: RoleSummary, name: str) -> str:
-    text = summary.test_stat(name).text()
-    interval = summary.exported_test.ci(name) if summary.exported_test else None
-    return text + (f"  [{interval[0]:.3f}, {interval[1]:.3f}]" if interval else "")
 
 
 __all__ = [
