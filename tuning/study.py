@@ -408,6 +408,12 @@ def _write_summary(
             "image_size": data.image_size,
             "channels": data.channels,
             "positive_class": data.positive_class,
+            # DICOM View Position per test image (test_probs.npy order), for the report
+            "test_views": [
+                data.image_meta.get(f, {}).get("view_position") for f in data.splits["test"].files
+            ]
+            if data.image_meta
+            else [],
         },
         "trials": len(board.rows),
         "stop_reasons": {k: v for k, v in counts.items() if v},

@@ -98,6 +98,12 @@ def test_a_study_over_dicom_and_png_runs(tracked_run) -> None:
     }
     assert len(result.leaderboard) == 2
     assert (result.run_dir / "best" / "model.onnx").is_file()
+    # The report shows the test split by DICOM View Position (PNG files: not given).
+    assert sorted(summary["data"]["test_views"], key=str) == [None, None, "PA", "PA"]
+    html = (result.run_dir / "report.html").read_text()
+    assert 'id="by-view"' in html
+    by_view = html[html.index('id="by-view"') :].split("</table>")[0]
+    assert ">PA<" in by_view and ">not given<" in by_view
 
 
 def test_mlflow_has_a_parent_run_and_one_child_per_trial(tracked_run) -> None:

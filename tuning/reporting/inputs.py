@@ -45,6 +45,7 @@ class DataFacts:
     image_size: int | None = None
     channels: int | None = None
     positive_class: str | None = None
+    test_views: tuple[str | None, ...] = ()  # DICOM View Position per test image, in order
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> DataFacts | None:
@@ -63,6 +64,7 @@ class DataFacts:
             image_size=int(size) if size is not None else None,
             channels=int(channels) if channels is not None else None,
             positive_class=data.get("positive_class"),
+            test_views=tuple(None if v is None else str(v) for v in data.get("test_views") or ()),
         )
 
 

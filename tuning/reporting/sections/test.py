@@ -30,6 +30,7 @@ from tuning.reporting.html import (
 )
 from tuning.reporting.inputs import ROLE_LABELS, ROLES, RoleFiles
 from tuning.reporting.sections.context import ARGMAX_NOTE, Context, param_list, value_ci
+from tuning.reporting.sections.views import by_view
 from tuning.results import MeanStd, Metrics, Verdict, Versus
 
 # The table's rows after the threshold: (metric, label), in reading order.
@@ -232,6 +233,7 @@ def test_split(ctx: Context) -> Markup:
     parts.append(_figures(ctx, roles))
     matrices = join(confusion(f, f"{f.label} model") for f in roles)
     parts.append(Markup('<div class="grid3">{}</div>').format(matrices))
+    parts.append(by_view(ctx))
     return section(
         "test",
         TITLE,
