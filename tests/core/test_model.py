@@ -175,6 +175,10 @@ def test_save_and_load_in_safe_mode_keeps_metadata_and_predictions(tmp_path: Pat
         "class_names": ["covid", "healthy"],
         "positive_class": "covid",
         "positive_index": 0,
+        # chosen by train() on validation; a model only built (never trained) has none
+        "threshold": None,
+        "operating_point": None,
+        "temperature": None,
     }
     assert loaded.get_layer("augment").config == config.augment
 
