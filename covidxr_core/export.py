@@ -204,17 +204,9 @@ def export_model_file(
     from covidxr_core._backend import configure_backend
 
     configure_backend()
-    import keras
+    from covidxr_core.model import load_saved
 
-    import covidxr_core.model  # noqa: F401  (registers CXRInput, AffineAugment for loading)
-
-    path = Path(keras_path)
-    try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many types for a file that is not a model
-        raise ConfigError(
-            f"model path {path}: cannot be loaded as a Keras model ({type(exc).__name__}: {exc})"
-        ) from None
+    model = load_saved(Path(keras_path))
     return export_all(model, Path(out_dir) if out_dir is not None else Path(keras_path).parent)
 
 

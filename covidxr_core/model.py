@@ -8,6 +8,7 @@ then ``build_model``.
 from __future__ import annotations
 
 import dataclasses
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -256,6 +257,23 @@ def model_metadata(model: keras.Model) -> dict[str, Any]:
     raise ConfigError(f"model {model.name!r} has no CXRInput layer, so it was not built by covidxr")
 
 
+def load_saved(path: str | os.PathLike[str]) -> keras.Model:
+    """A ``.keras`` model built here, loaded in safe mode (no code from the file runs).
+
+    ``compile=False``: inference needs no optimizer state, and skipping it avoids Keras'
+    warning about optimizer variables a never-trained model lacks.
+
+    Raises:
+        ConfigError: the file cannot be loaded as a Keras model.
+    """
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises many types for a file that is not a model
+        raise ConfigError(
+            f"model path {path}: cannot be loaded as a Keras model ({type(exc).__name__}: {exc})"
+        ) from None
+
+
 def set_decision(
     model: keras.Model, threshold: float | None, operating_point: str, temperature: float | None
 ) -> None:
@@ -344,6 +362,7 @@ __all__ = [
     "CXRInput",
     "ModelConfig",
     "build_model",
+    "load_saved",
     "make_optimizer",
     "model_metadata",
     "preset",

@@ -90,18 +90,9 @@ def load_classifier(path: str | Path) -> tuple[keras.Model | OnnxClassifier, dic
     from covidxr_core._backend import configure_backend
 
     configure_backend()
-    import keras
+    from covidxr_core.model import load_saved, model_metadata
 
-    from covidxr_core.model import model_metadata
-
-    try:
-        # compile=False: inference needs no optimizer state, and skipping it avoids
-        # Keras' warning about optimizer variables a never-trained model lacks.
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
-    except Exception as exc:  # Keras raises many types for a file that is not a model
-        raise ConfigError(
-            f"model path {path}: cannot be loaded as a Keras model ({type(exc).__name__}: {exc})"
-        ) from None
+    model = load_saved(path)
     return model, model_metadata(model)
 
 
