@@ -59,8 +59,8 @@ def test_trials_whose_epochs_outlast_the_reuse_window_are_not_lost(tmp_path):
         proc = run_cli(
             "--data", str(data), "--trials", str(TRIALS), "--epochs", "3", "--grace-epochs",
             "1", "--image-size", "64", "--space", "small", "--retrain-seeds", "0",
-            "--max-concurrent", "2", "--output", str(tmp_path / "runs"), "--name", "long",
-            timeout=1500, env=env,
+            "--output", str(tmp_path / "runs"), "--name", "long",
+            timeout=900, env=env,
         )  # fmt: skip
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
         rows = leaderboard_rows(tmp_path / "runs" / "long")

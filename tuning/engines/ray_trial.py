@@ -86,6 +86,11 @@ def run_trial(
                 "trial_wall_s": time.perf_counter() - started,
             }
         )
+        if epoch >= budget:
+            # The last epoch is reported: nothing train() computes after it is used here,
+            # and the worker is free for the next trial at once (a reused worker whose
+            # thread is still busy past Ray's reset window costs the next trial).
+            raise TrainingStopped(epoch, 0)
 
     # Ray sets this event when it ends the trial (ASHA's stop, the time budget, a reset for
     # the next trial): training then stops within a batch instead of at its next report.
@@ -96,8 +101,10 @@ def run_trial(
     def should_stop() -> bool:
         return stop_event is not None and stop_event.is_set()
 
+    budget = float("inf")
     try:
         train_config = space.apply(config, base)
+        budget = train_config.epochs
         train(
             train_config,
             data,
