@@ -121,7 +121,8 @@ def run_study(
 
     engine.start(spec)
     try:
-        with claim(run_dir, resume), _library_logs(spec, run_dir):
+        # A full disk under the run folder, whoever's write hit it, is one line naming it.
+        with claim(run_dir, resume), _library_logs(spec, run_dir), atomic.out_of_space(run_dir):
             if not resume:
                 atomic.write_text(run_dir / STUDY_FILE, spec.to_json())
             engine.check_storage(location)
