@@ -6,6 +6,7 @@ should hear about before a single trial runs.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -46,6 +47,88 @@ KNOWN_PARAMS: dict[str, ParamSpec] = {
     "height_shift": ParamSpec(float, "augment", "vertical shift, fraction of height"),
     "horizontal_flip": ParamSpec(bool, "augment", "random left-right flips"),
     "vertical_flip": ParamSpec(bool, "augment", "random up-down flips"),
+}
+
+
+@dataclass(frozen=True)
+class Legal:
+    """The values one parameter may take, whatever a search space says.
+
+    A number must lie within ``low``/``high`` (each bound open or closed; None: unbounded),
+    and be odd where ``odd`` is set; a string must be one of ``choices``. Booleans need no
+    entry: the type check already leaves only true and false.
+    """
+
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False  # True: low itself is not allowed
+    high_open: bool = False  # True: high itself is not allowed
+    odd: bool = False
+    choices: tuple[str, ...] = ()
+
+    def rule(self, name: str) -> str:
+        """The rule as error messages state it: ``0 <= dropout < 1``, ``batch_size >= 1``."""
+        if self.choices:
+            return f"{name} in {{{', '.join(self.choices)}}}"
+        below = "<" if self.low_open else "<="
+        above = "<" if self.high_open else "<="
+        if self.low is not None and self.high is not None:
+            text = f"{self.low:g} {below} {name} {above} {self.high:g}"
+        elif self.low is not None:
+            text = f"{name} {'>' if self.low_open else '>='} {self.low:g}"
+        elif self.high is not None:
+            text = f"{name} {above} {self.high:g}"
+        else:
+            text = f"{name} finite"
+        return f"{text}, odd" if self.odd else text
+
+    def allows(self, value: Any) -> bool:
+        if self.choices:
+            return value in self.choices
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return False
+        number = float(value)
+        if not math.isfinite(number):
+            return False
+        if self.low is not None and (number < self.low or (self.low_open and number == self.low)):
+            return False
+        if self.high is not None and (
+            number > self.high or (self.high_open and number == self.high)
+        ):
+            return False
+        return not self.odd or (number.is_integer() and int(number) % 2 == 1)
+
+
+_FRACTION = Legal(0.0, 1.0, high_open=True)  # [0, 1)
+_DEGREES = Legal(0.0, 180.0)  # [0, 180]
+_COUNT = Legal(1.0)  # >= 1
+_NON_NEGATIVE = Legal(0.0)  # >= 0
+_POSITIVE = Legal(0.0, low_open=True)  # > 0
+
+# The legal range of each numeric or string parameter, checked on every bound, choice and
+# fixed value when a space is loaded (the model and augmentation configs check the same
+# rules again when a trial's config is built; this table gets them in before any trial).
+# The optimizer names are those of covidxr_core.model.OPTIMIZERS, kept here as text so a
+# space loads without importing Keras (a test holds the two lists equal).
+LEGAL: dict[str, Legal] = {
+    "learning_rate": _POSITIVE,
+    "dropout": _FRACTION,
+    "l2": _NON_NEGATIVE,
+    "optimizer": Legal(choices=("adagrad", "adam", "sgd")),
+    "momentum": _FRACTION,
+    "lr_decay": _NON_NEGATIVE,
+    "kernel_size": Legal(1.0, odd=True),
+    "dense_units": _NON_NEGATIVE,
+    "base_width": _COUNT,
+    "width_growth": _POSITIVE,
+    "width_cap": _COUNT,
+    **{f"width_{i}": _COUNT for i in range(1, N_BLOCKS + 1)},
+    "batch_size": _COUNT,
+    "rotation_deg": _DEGREES,
+    "zoom": _FRACTION,
+    "shear_deg": _DEGREES,
+    "width_shift": _FRACTION,
+    "height_shift": _FRACTION,
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -12,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import yaml
 
 from covidxr_core.errors import ConfigError
-from search_spaces._params import KNOWN_PARAMS, derive_widths
+from search_spaces._params import KNOWN_PARAMS, LEGAL, derive_widths
 
 if TYPE_CHECKING:
     import optuna
@@ -20,6 +21,9 @@ if TYPE_CHECKING:
     from covidxr_core.train import TrainConfig
 
 _TYPES = ("float", "int", "categorical")
+_TOP_KEYS = ("description", "fixed", "params")
+_NUMERIC_KEYS = ("type", "low", "high", "log")  # the keys of a float or int parameter
+_CATEGORICAL_KEYS = ("type", "choices")  # the keys of a categorical parameter
 
 
 @dataclass(frozen=True)
@@ -121,8 +125,38 @@ def _coerce(name: str, value: Any, kind: type) -> Any:
     return number
 
 
+def _check_value(where: str, name: str, label: str, value: Any) -> None:
+    """One value a parameter can take (a bound, a choice, a fixed value): type and range.
+
+    Raises:
+        ConfigError: ``FILE: parameter `NAME`: LABEL VALUE is outside its legal range:
+            `RULE` must hold``.
+    """
+    try:
+        typed = _coerce(name, value, KNOWN_PARAMS[name].kind)
+    except ConfigError as exc:
+        raise ConfigError(f"{where}: {exc} (its {label})") from None
+    legal = LEGAL.get(name)
+    if legal is not None and not legal.allows(typed):
+        raise ConfigError(
+            f"{where}: parameter `{name}`: `{legal.rule(name)}` must hold, but its {label} "
+            f"is {value!r}"
+        )
+
+
+def _unknown(what: str, name: Any, allowed: Any) -> str:
+    """``unknown WHAT `NAME` (did you mean `X`?)``: the closest allowed name, if one is close."""
+    close = difflib.get_close_matches(str(name), [str(a) for a in allowed], n=1)
+    hint = f" (did you mean `{close[0]}`?)" if close else ""
+    return f"unknown {what} `{name}`{hint}"
+
+
 def parse_space(data: Any, name: str, source: str = "") -> SearchSpace:
     """Builds and validates a SearchSpace from its YAML mapping.
+
+    Every bound, choice and fixed value is checked against the parameter's type and its
+    legal range (`search_spaces._params.LEGAL`), so no trial is started with a value the
+    model would refuse.
 
     Raises:
         ConfigError: naming the file, the parameter, the rule and the value.
@@ -132,22 +166,31 @@ def parse_space(data: Any, name: str, source: str = "") -> SearchSpace:
         raise ConfigError(
             f"{where}: a search space must be a mapping, but got {type(data).__name__}"
         )
-    extra = sorted(set(data) - {"params", "fixed", "description"})
+    extra = sorted(map(str, set(data) - set(_TOP_KEYS)))
     if extra:
         raise ConfigError(
-            f"{where}: unknown top-level key(s) {extra}; allowed: ['description', 'fixed', 'params']"
+            f"{where}: {_unknown('top-level key', extra[0], _TOP_KEYS)}; "
+            f"allowed: {', '.join(_TOP_KEYS)}"
         )
     raw_params = data.get("params") or {}
     if not isinstance(raw_params, Mapping) or not raw_params:
         raise ConfigError(f"{where}: `params` must be a non-empty mapping of parameter specs")
     params = tuple(_parse_param(where, pname, spec) for pname, spec in raw_params.items())
-    fixed = dict(data.get("fixed") or {})
+    raw_fixed = data.get("fixed")
+    if raw_fixed is None:
+        raw_fixed = {}
+    if not isinstance(raw_fixed, Mapping):
+        raise ConfigError(
+            f"{where}: `fixed` must be a mapping of parameter: value, but got {raw_fixed!r}"
+        )
+    fixed = dict(raw_fixed)
     for pname, value in fixed.items():
         if pname not in KNOWN_PARAMS:
             raise ConfigError(
-                f"{where}: unknown fixed parameter `{pname}`; valid names are {sorted(KNOWN_PARAMS)}"
+                f"{where}: {_unknown('fixed parameter', pname, KNOWN_PARAMS)}; "
+                f"valid names are {sorted(KNOWN_PARAMS)}"
             )
-        _coerce(pname, value, KNOWN_PARAMS[pname].kind)
+        _check_value(where, pname, "fixed value", value)
     both = sorted(set(fixed) & {p.name for p in params})
     if both:
         raise ConfigError(f"{where}: parameter(s) {both} are both searched and fixed")
@@ -160,17 +203,32 @@ def parse_space(data: Any, name: str, source: str = "") -> SearchSpace:
     )
 
 
-def _parse_param(where: str, name: str, spec: Any) -> Param:
+def _parse_param(where: str, name: Any, spec: Any) -> Param:
     if name not in KNOWN_PARAMS:
         raise ConfigError(
-            f"{where}: unknown parameter `{name}`; valid names are {sorted(KNOWN_PARAMS)}"
+            f"{where}: {_unknown('parameter', name, KNOWN_PARAMS)}; "
+            f"valid names are {sorted(KNOWN_PARAMS)}"
         )
     if not isinstance(spec, Mapping):
         raise ConfigError(f"{where}: parameter `{name}` must be a mapping, but got {spec!r}")
+    allowed = (*_NUMERIC_KEYS, *_CATEGORICAL_KEYS[1:])
+    for key in spec:
+        if key not in allowed:
+            raise ConfigError(
+                f"{where}: {_unknown('key', key, allowed)} in parameter `{name}` "
+                f"(allowed: {', '.join(allowed)})"
+            )
     ptype = spec.get("type")
     if ptype not in _TYPES:
         raise ConfigError(
             f"{where}: parameter `{name}`: `type` must be one of {list(_TYPES)}, but got {ptype!r}"
+        )
+    own = _CATEGORICAL_KEYS if ptype == "categorical" else _NUMERIC_KEYS
+    stray = [k for k in spec if k not in own]
+    if stray:
+        raise ConfigError(
+            f"{where}: parameter `{name}`: key `{stray[0]}` does not apply to type {ptype} "
+            f"(a {ptype} parameter takes: {', '.join(own)})"
         )
     kind = KNOWN_PARAMS[name].kind
     if ptype == "categorical":
@@ -180,13 +238,25 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
                 f"{where}: parameter `{name}`: `choices` must be a non-empty list, but got {choices!r}"
             )
         for choice in choices:
-            _coerce(name, choice, kind)
+            _check_value(where, name, "choice", choice)
         return Param(name, "categorical", choices=tuple(choices))
     if kind not in (int, float):
         raise ConfigError(
             f"{where}: parameter `{name}` is {kind.__name__}: use type categorical, not {ptype}"
         )
-    raw_low, raw_high, log = spec.get("low"), spec.get("high"), bool(spec.get("log", False))
+    if kind is int and ptype == "float":
+        raise ConfigError(
+            f"{where}: parameter `{name}` is a whole number: use type int (or categorical), "
+            "not float"
+        )
+    for label in ("low", "high"):
+        if label not in spec:
+            raise ConfigError(f"{where}: parameter `{name}`: `{label}` is missing")
+    raw_low, raw_high, log = spec["low"], spec["high"], spec.get("log", False)
+    if not isinstance(log, bool):
+        raise ConfigError(
+            f"{where}: parameter `{name}`: `log` must be true or false, but got {log!r}"
+        )
     low = _finite_number(where, name, "low", raw_low)
     high = _finite_number(where, name, "high", raw_high)
     if ptype == "int" and not (low.is_integer() and high.is_integer()):
@@ -201,6 +271,15 @@ def _parse_param(where: str, name: str, spec: Any) -> Param:
         raise ConfigError(
             f"{where}: parameter `{name}`: a log scale needs `low > 0`, but got low={raw_low}"
         )
+    _check_value(where, name, "low", raw_low)
+    _check_value(where, name, "high", raw_high)
+    legal = LEGAL.get(name)
+    if ptype == "int" and legal is not None and legal.odd and low != high:
+        raise ConfigError(
+            f"{where}: parameter `{name}`: an int range would draw even values, but "
+            f"`{legal.rule(name)}` must hold; use type categorical with odd choices "
+            f"(e.g. [3, 5, 7]), but got (low={raw_low}, high={raw_high})"
+        )
     return Param(name, ptype, low=low, high=high, log=log)
 
 
@@ -212,13 +291,65 @@ def _finite_number(where: str, name: str, label: str, value: Any) -> float:
     return float(value)
 
 
+class DuplicateKeyError(yaml.YAMLError):
+    """The same key twice in one YAML mapping (plain YAML would keep the last silently)."""
+
+    def __init__(self, key: Any, line: int, first_line: int) -> None:
+        self.key, self.line, self.first_line = key, line, first_line
+        super().__init__(f"duplicate key {key!r} at line {line} (first at line {first_line})")
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """`yaml.SafeLoader` that refuses a key given twice in one mapping, at any depth."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if isinstance(node, yaml.MappingNode):
+            first: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue  # `<<: *anchor` merges may be overridden on purpose
+                key = self.construct_object(key_node, deep=True)
+                line = key_node.start_mark.line + 1
+                try:
+                    if key in first:
+                        raise DuplicateKeyError(key, line, first[key])
+                    first[key] = line
+                except TypeError:
+                    continue  # an unhashable key: SafeLoader itself reports it
+        return super().construct_mapping(node, deep=deep)
+
+
+def load_yaml(text: str) -> Any:
+    """Parses YAML safely, refusing duplicate keys (`DuplicateKeyError`)."""
+    return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no object tags
+
+
 def load_space_file(path: str | Path) -> SearchSpace:
-    """Reads a user's YAML search space (with `yaml.safe_load`)."""
+    """Reads a user's YAML search space (safe loading; duplicate keys are refused).
+
+    Raises:
+        ConfigError: the file is missing or unreadable, is not YAML, holds a key twice, or
+            is not a valid space (see `parse_space`).
+    """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise ConfigError(f"search space file {path} does not exist")
+    if not path.is_file():
+        raise ConfigError(f"search space file {path} is not a file")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot be read: {exc.strerror or exc}") from None
+    try:
+        data = load_yaml(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError(
+            f"{path}: duplicate key `{exc.key}` at line {exc.line} (first at line "
+            f"{exc.first_line}): YAML would keep only the last one silently; remove one"
+        ) from None
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+        one_line = " ".join(str(exc).split())
+        raise ConfigError(f"{path}: not valid YAML: {one_line}") from None
     return parse_space(data, name=path.stem, source=str(path))
