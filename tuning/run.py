@@ -23,7 +23,16 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from covidxr_core.errors import CovidxrError
-from tuning.spec import SpecError, build_parser, flag_of, spec_from_args
+from tuning import signals
+from tuning.spec import (
+    SpecError,
+    build_parser,
+    check_installed,
+    flag_of,
+    given_flags,
+    smoke_values,
+    spec_from_args,
+)
 
 
 def _import_backend_quietly() -> None:
@@ -37,32 +46,49 @@ def _import_backend_quietly() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: 0 on success, 2 for a problem the user must fix."""
+    """Command-line entry point: 0 on success, 2 for a problem the user must fix, 143 when
+    stopped by SIGTERM (the state is saved: ``--resume`` continues)."""
+    with signals.handling_sigterm():
+        try:
+            return _main(argv)
+        except signals.Terminated:
+            from rich.console import Console
+
+            Console().print(
+                "[yellow]stopped by SIGTERM: trials ended, state saved; continue with "
+                "--resume --name NAME[/]"
+            )
+            return signals.EXIT_CODE
+
+
+def _main(argv: list[str] | None) -> int:
     from rich.console import Console
     from rich.markup import escape
 
     args = build_parser().parse_args(argv)
+    given = given_flags(argv)
     console = Console()
     try:
-        spec = spec_from_args(args)
+        spec = spec_from_args(args, given)
+        check_installed(spec)
     except SpecError as exc:  # the field's flag, then the rule the value broke
         console.print(f"[bold red]error:[/] {flag_of(exc.field)}: {escape(str(exc))}")
         return 2
+    if args.smoke_test:
+        kept = sorted(set(given) & set(smoke_values(frozenset())))
+        if kept:
+            console.print(
+                "smoke test: keeping "
+                + ", ".join(f"{flag_of(k)} {getattr(spec, k)}" for k in kept)
+                + " as given; the rest of the preset applies"
+            )
     if args.resume and not spec.name:
         console.print("[bold red]error:[/] --resume needs --name: the run folder to continue")
         return 2
-    if args.resume:
-        from tuning.runfolder import STUDY_FILE, locate
-
-        location = locate(spec.output, spec.name)
-        if location.uri is None and not (location.local / STUDY_FILE).is_file():
-            # Before the backend import (tens of seconds) and before any data is decoded.
-            what = "holds no study" if location.local.exists() else "does not exist"
-            console.print(
-                f"[bold red]error:[/] --resume: {escape(str(location.local))} {what} "
-                f"(no {STUDY_FILE}): nothing to resume"
-            )
-            return 2
+    problem = _precheck(spec, args, given)
+    if problem:
+        console.print(f"[bold red]error:[/] {escape(problem)}")
+        return 2
     if not args.verbose:
         _import_backend_quietly()
     from tuning.progress import progress_for
@@ -71,7 +97,13 @@ def main(argv: list[str] | None = None) -> int:
     # A terminal gets the live table; a log file, CI or `ray job submit` gets plain lines.
     observer = progress_for(sys.stdout)
     try:
-        result = run_study(spec, resume=args.resume, observer=observer)
+        result = run_study(
+            spec,
+            resume=args.resume,
+            observer=observer,
+            given=given,
+            data_changed=args.data_changed,
+        )
     except CovidxrError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         return 2
@@ -90,6 +122,60 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     return 0
+
+
+def _precheck(spec: Any, args: Any, given: frozenset[str]) -> str | None:
+    """The refusals that need no backend, Ray or decoded image, as one line (or None).
+
+    A resume of a missing run, a resume whose flags change the saved study, a data folder
+    changed since the study started, and an output nobody can write to.
+    """
+    from tuning.runfolder import STUDY_FILE, check_output, locate
+
+    location = locate(spec.output, spec.name)
+    if args.resume and location.uri is None:
+        run_dir = location.local
+        if not (run_dir / STUDY_FILE).is_file():
+            # Before the backend import (tens of seconds) and before any data is decoded.
+            what = "holds no study" if run_dir.exists() else "does not exist"
+            return f"--resume: {run_dir} {what} (no {STUDY_FILE}): nothing to resume"
+        from tuning.runfolder import data_change, data_change_refusal
+        from tuning.spec import StudySpec, resume_conflicts, resume_refusal
+
+        try:
+            saved = StudySpec.from_json(run_dir / STUDY_FILE)
+        except (CovidxrError, ValueError, TypeError) as exc:
+            return f"--resume: {run_dir / STUDY_FILE} does not describe a study: {exc}"
+        conflicts = resume_conflicts(saved, spec, given)
+        if conflicts:
+            return resume_refusal(run_dir, conflicts)
+        if args.data_changed != "ok":
+            change = data_change(saved.data, run_dir)
+            if change is not None:
+                return data_change_refusal(saved.data, change)
+    try:
+        check_output(location, spec.output)
+        if spec.data is not None and not args.resume:
+            _check_positive_class(spec.data, spec.positive_class)
+    except CovidxrError as exc:
+        return str(exc)
+    return None
+
+
+def _check_positive_class(data: str, requested: str | None) -> None:
+    """``--positive-class`` against the data folder's class folders (listed, not decoded)."""
+    from covidxr_core.data._config import resolve_positive_class
+    from covidxr_core.data._discover import scan
+    from covidxr_core.errors import ConfigError
+
+    classes = scan(data).class_names
+    try:
+        resolve_positive_class(classes, requested)
+    except ConfigError as exc:
+        raise ConfigError(
+            str(exc).replace("DataConfig.positive_class", "--positive-class")
+            + f" (the class folders of {data})"
+        ) from None
 
 
 def _outcomes(result: Any) -> str:

@@ -26,6 +26,8 @@ from covidxr_core.errors import CovidxrError
 from tuning.errors import StorageError, StudyError
 
 STUDY_FILE = "study.json"
+DATA_FILES = "data_files.json"  # the data folder's file list when the study started
+PROBE_TIMEOUT_S = float(os.environ.get("COVIDXR_STORAGE_PROBE_S", "20"))
 
 
 def is_uri(path: str) -> bool:
@@ -102,9 +104,148 @@ def locate(output: str, name: str | None, staging_root: Path | None = None) -> R
     if is_uri(output):
         env = os.environ.get("COVIDXR_STAGING")
         root = staging_root or (Path(env) if env else cache_root() / "runs")
-        return RunLocation(local=root / name, uri=f"{output.rstrip('/')}/{name}")
+        base, mark, query = output.partition("?")  # s3://b/runs?endpoint_override=...
+        return RunLocation(local=root / name, uri=f"{base.rstrip('/')}/{name}{mark}{query}")
     local = output.removeprefix("file://")
     return RunLocation(local=Path(local).expanduser().resolve() / name)
+
+
+def check_output(location: RunLocation, output: str) -> None:
+    """Refuses, before any data is decoded or Ray started, an output nobody can write to.
+
+    A local ``output`` must be a folder (or not exist yet) inside which this process can
+    create files: a probe file is written and removed in its nearest existing folder. A
+    cloud URI must answer within `PROBE_TIMEOUT_S` and take a probe object, written and
+    deleted again. Nothing is left behind either way.
+
+    Raises:
+        StorageError: naming ``--output``, the path or URI and what failed.
+    """
+    if location.uri is not None:
+        _probe_uri(output, location.uri)
+        return
+    parent = location.local.parent
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        where = (
+            f"{parent} is a file"
+            if existing == parent
+            else f"{parent} is under {existing}, which is a file"
+        )
+        raise StorageError(
+            f"--output {output}: {where}, not a folder; run folders need a folder to go in "
+            "(choose another --output)"
+        )
+    probe = existing / f".covidxr-probe-{uuid.uuid4().hex}"
+    try:
+        probe.write_bytes(b"covidxr")
+    except OSError as exc:
+        raise StorageError(
+            f"--output {output}: cannot write into {existing} ({exc.strerror or exc}); "
+            "choose a folder you can write to"
+        ) from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
+
+
+def _probe_uri(output: str, uri: str) -> None:
+    """Writes and deletes a probe object under ``uri`` in a thread, with a time limit."""
+    import threading
+
+    outcome: list[BaseException | None] = []
+
+    def probe() -> None:
+        try:
+            import pyarrow.fs as pafs
+
+            fs, root = pafs.FileSystem.from_uri(uri)
+            path = f"{root.rstrip('/')}/.covidxr-probe-{uuid.uuid4().hex}"
+            with fs.open_output_stream(path) as out:
+                out.write(b"covidxr")
+            fs.delete_file(path)
+            outcome.append(None)
+        except BaseException as exc:  # reported by the caller, one line
+            outcome.append(exc)
+
+    worker = threading.Thread(target=probe, name="covidxr-storage-probe", daemon=True)
+    worker.start()
+    worker.join(PROBE_TIMEOUT_S)
+    if not outcome:
+        raise StorageError(
+            f"--output {output}: {uri} did not answer within {PROBE_TIMEOUT_S:g}s (a probe "
+            "write timed out); check the bucket name, the network and the credentials "
+            "(COVIDXR_STORAGE_PROBE_S sets the limit)"
+        )
+    exc = outcome[0]
+    if exc is not None:
+        reason = " ".join(str(exc).split())[:400] or type(exc).__name__
+        raise StorageError(
+            f"--output {output}: cannot write to {uri}: {reason}; check the bucket name, "
+            "the network and the credentials"
+        )
+
+
+def data_files(data: str | None) -> dict[str, list[int]] | None:
+    """``{relpath: [size, mtime_ns]}`` of the data folder's images (None for the demo
+    data): what `data_changes` compares on ``--resume``. Lists files; opens none."""
+    if data is None:
+        return None
+    from covidxr_core.data._discover import scan
+
+    return {f.relpath: [f.size, f.mtime_ns] for f in scan(data).files}
+
+
+def data_digest(files: dict[str, list[int]]) -> str:
+    """One hash of a `data_files` listing (saved in study.json)."""
+    import hashlib
+
+    text = "\n".join(f"{rel}\t{size}\t{mtime}" for rel, (size, mtime) in sorted(files.items()))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+SHOWN_NAMES = 3
+
+
+def data_changes(saved: dict[str, list[int]], now: dict[str, list[int]]) -> str | None:
+    """What changed between two `data_files` listings, in one line; None if nothing."""
+    added = sorted(set(now) - set(saved))
+    removed = sorted(set(saved) - set(now))
+    changed = sorted(r for r in set(now) & set(saved) if list(now[r]) != list(saved[r]))
+    parts = []
+    for label, names in (("added", added), ("removed", removed), ("changed", changed)):
+        if names:
+            shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+            parts.append(f"{len(names)} {label} ({shown})")
+    return "; ".join(parts) or None
+
+
+def data_change(data: str | None, run_dir: Path) -> str | None:
+    """What changed in the data folder ``data`` since the study in ``run_dir`` saved its
+    `DATA_FILES` list, in one line; None when nothing did, for the demo data, or for a
+    study saved without a list."""
+    import json
+
+    if data is None or not (run_dir / DATA_FILES).is_file():
+        return None
+    try:
+        saved = json.loads((run_dir / DATA_FILES).read_text())
+    except (OSError, ValueError):
+        return None
+    if not Path(data).is_dir():
+        return f"the folder is gone ({len(saved)} files were listed)"
+    return data_changes(saved, data_files(data) or {})
+
+
+def data_change_refusal(data: str | None, change: str) -> str:
+    """The one-line error for a resume on a changed data folder."""
+    return (
+        f"--resume: the data folder {data} changed since the study started: {change}. The "
+        "finished trials trained on the images as they were; resume with --data-changed ok "
+        "to continue on the folder as it is now, or start a new run"
+    )
 
 
 def check_visible_from_all_nodes(location: RunLocation) -> None:
@@ -196,11 +337,18 @@ def taken(run_dir: Path) -> StudyError:
 
 
 __all__ = [
+    "DATA_FILES",
     "STUDY_FILE",
     "RunLocation",
     "StorageError",
+    "check_output",
     "check_visible_from_all_nodes",
     "claim",
+    "data_change",
+    "data_change_refusal",
+    "data_changes",
+    "data_digest",
+    "data_files",
     "is_uri",
     "locate",
     "taken",

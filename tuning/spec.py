@@ -86,6 +86,12 @@ class StudySpec:
     epochs: int = option(10, "epoch budget per trial (ASHA may stop a trial earlier)", minimum=1)
     image_size: int = option(128, "decoded image side in pixels (the recipe uses 300)")
     channels: int = option(1, "1 greyscale, 3 RGB (the recipe)", choices=(1, 3))
+    positive_class: str | None = option(
+        None,
+        "the class folder that sensitivity, AUC and the verdict are about (default: the one "
+        "class not named normal; needed for three or more classes)",
+        metavar="CLASS",
+    )
     cpus_per_trial: float = option(1.0, "CPUs per trial", above=0)
     gpus_per_trial: float | None = option(
         None,
@@ -203,6 +209,8 @@ class StudySpec:
                 )
         if len(set(names)) < len(names):
             raise SpecError("external", f"external set names must differ, but got {names}")
+        if self.positive_class is not None and not self.positive_class.strip():
+            raise SpecError("positive_class", "positive_class must name a class folder, but got ''")
 
     def external_sets(self) -> dict[str, str]:
         """``{NAME: DIR}`` of the external validation sets, in the order given."""
@@ -277,14 +285,27 @@ def flag_of(name: str) -> str:
 SMOKE_TEST = dict(
     trials=3, epochs=1, image_size=64, space="small", retrain_seeds=1, n_boot=100, grace_epochs=1
 )
+# What a resumed study may change: where and how it runs, not what it searches.
+RESUMABLE = ("address", "verbose", "output", "name", "max_concurrent", "cache_dir")
+DATA_CHANGED = ("refuse", "ok")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """``tuning/run.py``'s parser: one flag per `StudySpec` field, plus --resume and --smoke-test."""
+def build_parser(defaults: bool = True) -> argparse.ArgumentParser:
+    """``tuning/run.py``'s parser: one flag per `StudySpec` field, plus --resume,
+    --smoke-test and --data-changed.
+
+    Args:
+        defaults: False leaves every flag that was not given out of the parsed namespace
+            (see `given_flags`).
+    """
     parser = argparse.ArgumentParser(
         prog="tuning/run.py",
         description="Hyperparameter search for the covidxr CNN (Ray Tune + Optuna TPE + ASHA).",
     )
+
+    def default(value: Any) -> Any:
+        return value if defaults else argparse.SUPPRESS
+
     for f in dataclasses.fields(StudySpec):
         meta = f.metadata
         if not meta.get("cli", True):
@@ -296,11 +317,13 @@ def build_parser() -> argparse.ArgumentParser:
         text = meta["help"]
         if "default" not in text and f.default is not None and f.default is not False:
             text += f" (default: {f.default})"
-        kwargs: dict[str, Any] = dict(dest=f.name, default=f.default, help=text)
+        kwargs: dict[str, Any] = dict(dest=f.name, default=default(f.default), help=text)
         if kind is bool:
             kwargs["action"] = "store_true"
         elif meta.get("repeat"):
-            kwargs.update(action="append", type=str, default=None, metavar=meta.get("metavar"))
+            kwargs.update(
+                action="append", type=str, default=default(None), metavar=meta.get("metavar")
+            )
         else:
             kwargs["type"] = kind
             if meta.get("choices") is not None:
@@ -308,19 +331,56 @@ def build_parser() -> argparse.ArgumentParser:
             if meta.get("metavar"):
                 kwargs["metavar"] = meta["metavar"]
         parser.add_argument(*flags, **kwargs)
-    parser.add_argument("--resume", action="store_true", help="continue the run named by --name")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        default=default(False),
+        help="continue the run named by --name (its saved settings define the study)",
+    )
     parser.add_argument(
         "--smoke-test",
         action="store_true",
+        default=default(False),
         help="tiny everything ("
         + ", ".join(f"{k}={v}" for k, v in SMOKE_TEST.items())
-        + "): checks the whole pipeline in about a minute",
+        + "; a flag you give explicitly wins): checks the whole pipeline in about a minute",
+    )
+    parser.add_argument(
+        "--data-changed",
+        choices=DATA_CHANGED,
+        default=default("refuse"),
+        help="with --resume: refuse (default) or continue (ok) when images were added to, "
+        "removed from or changed in the data folder since the study started",
     )
     return parser
 
 
-def spec_from_args(args: argparse.Namespace) -> StudySpec:
-    """The `StudySpec` the parsed flags describe (``--smoke-test`` shrinks it)."""
+def given_flags(argv: Sequence[str] | None = None) -> frozenset[str]:
+    """The `StudySpec` fields (and other dests) whose flags ``argv`` gives explicitly.
+
+    A flag given with its default value counts as given: ``--trials 50`` on a resumed
+    study saved with 20 trials is a change, even though 50 is the default.
+    """
+    import sys
+
+    args = build_parser(defaults=False).parse_args(sys.argv[1:] if argv is None else argv)
+    return frozenset(vars(args))
+
+
+def smoke_values(given: frozenset[str] | set[str]) -> dict[str, Any]:
+    """What ``--smoke-test`` sets: the preset, less the fields given explicitly."""
+    return {k: v for k, v in SMOKE_TEST.items() if k not in given}
+
+
+def spec_from_args(
+    args: argparse.Namespace, given: frozenset[str] | set[str] | None = None
+) -> StudySpec:
+    """The `StudySpec` the parsed flags describe.
+
+    ``--smoke-test`` shrinks it, except for the fields in ``given`` (the flags given
+    explicitly, see `given_flags`): ``--smoke-test --image-size 128`` trains at 128 px.
+    Without ``given``, ``--trials`` is capped at the preset's and the rest is the preset.
+    """
     values = {
         f.name: getattr(args, f.name)
         for f in dataclasses.fields(StudySpec)
@@ -330,17 +390,98 @@ def spec_from_args(args: argparse.Namespace) -> StudySpec:
         if f.metadata.get("repeat"):
             values[f.name] = tuple(values[f.name] or ())
     if getattr(args, "smoke_test", False):
-        values.update(SMOKE_TEST, trials=min(values["trials"], SMOKE_TEST["trials"]))
+        if given is None:
+            values.update(SMOKE_TEST, trials=min(values["trials"], SMOKE_TEST["trials"]))
+        else:
+            values.update(smoke_values(given))
     return StudySpec(**values)
 
 
+def _same(name: str, saved: Any, given: Any) -> bool:
+    """Whether a given value means the saved one (paths compared once resolved)."""
+    if saved == given:
+        return True
+    if isinstance(saved, str) and isinstance(given, str) and name in _PATH_FIELDS:
+        if "://" in saved or "://" in given:
+            return saved.rstrip("/") == given.rstrip("/")
+        return Path(saved).expanduser().resolve() == Path(given).expanduser().resolve()
+    if isinstance(saved, list | tuple) and isinstance(given, list | tuple):
+        return tuple(saved) == tuple(given)
+    return False
+
+
+_PATH_FIELDS = frozenset({"data", "space", "groups", "cache_dir"})
+
+
+def resume_conflicts(
+    saved: StudySpec, requested: StudySpec, given: frozenset[str] | set[str]
+) -> list[str]:
+    """The study-defining flags given on ``--resume`` whose values differ from the saved
+    study's, one ``--trials 50 (saved: 20)`` each; `RESUMABLE` fields may change."""
+    out = []
+    for f in dataclasses.fields(StudySpec):
+        if f.name in RESUMABLE or f.name not in given:
+            continue
+        before, after = getattr(saved, f.name), getattr(requested, f.name)
+        if not _same(f.name, before, after):
+            out.append(f"{flag_of(f.name)} {_shown(after)} (saved: {_shown(before)})")
+    return out
+
+
+def resume_refusal(run_dir: Path, conflicts: list[str]) -> str:
+    """The one-line error for flags a resumed study cannot take."""
+    return (
+        f"--resume: {'; '.join(conflicts)}: a resumed study keeps the settings saved in "
+        f"{run_dir / 'study.json'} (Ray Tune restores its trial count, search space and "
+        "scheduler from its saved state, and the finished trials ran with them). Drop these "
+        "flags to continue the study as saved, or start a new run with another --name"
+    )
+
+
+def _shown(value: Any) -> str:
+    if isinstance(value, tuple):
+        return "[" + ", ".join(map(str, value)) + "]"
+    return str(value)
+
+
+def check_installed(spec: StudySpec) -> None:
+    """Refuses, before anything starts, a setting whose library is not installed.
+
+    Raises:
+        SpecError: ``--engine keras-tuner --tuner bayesian`` without scikit-learn (which
+            KerasTuner's Bayesian optimisation imports only when the search begins).
+    """
+    if spec.engine == "keras-tuner" and spec.tuner == "bayesian" and not _importable("sklearn"):
+        raise SpecError(
+            "tuner",
+            "tuner bayesian needs scikit-learn (KerasTuner's Gaussian process), which is not "
+            "installed: pip install scikit-learn, or choose --tuner hyperband or random",
+        )
+
+
+def _importable(module: str) -> bool:
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
 __all__ = [
+    "DATA_CHANGED",
     "MIN_IMAGE_SIZE",
     "PRECISIONS",
+    "RESUMABLE",
     "SMOKE_TEST",
     "SpecError",
     "StudySpec",
     "build_parser",
+    "check_installed",
     "flag_of",
+    "given_flags",
+    "resume_conflicts",
+    "resume_refusal",
+    "smoke_values",
     "spec_from_args",
 ]

@@ -11,20 +11,34 @@ study goes on.
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covidxr_core import atomic
+from covidxr_core.errors import ConfigError
 from covidxr_core.jsonsafe import dumps
+from tuning import signals
 from tuning.engines import SearchJob, get_engine
 from tuning.errors import StudyError
 from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard, stop_counts
 from tuning.progress import StudyObserver
 from tuning.results import RoleSummary, Verdict
-from tuning.runfolder import STUDY_FILE, claim, locate, taken
-from tuning.spec import StudySpec
+from tuning.runfolder import (
+    DATA_FILES,
+    STUDY_FILE,
+    check_output,
+    claim,
+    data_change,
+    data_change_refusal,
+    data_digest,
+    data_files,
+    locate,
+    taken,
+)
+from tuning.spec import StudySpec, check_installed, resume_conflicts, resume_refusal
 from tuning.trackers import end_trackers, require_trackers, with_trackers
 
 if TYPE_CHECKING:
@@ -72,7 +86,12 @@ class StudyResult:
 
 
 def run_study(
-    spec: StudySpec, resume: bool = False, observer: StudyObserver | None = None
+    spec: StudySpec,
+    resume: bool = False,
+    observer: StudyObserver | None = None,
+    *,
+    given: frozenset[str] | set[str] | None = None,
+    data_changed: str = "refuse",
 ) -> StudyResult:
     """Runs (or resumes) a study and returns its result.
 
@@ -80,14 +99,23 @@ def run_study(
         spec: What to search, on which data, with what budget.
         resume: Continue the run folder ``spec.output/spec.name``: finished trials are
             kept, unfinished ones restarted. The saved study defines the search; only
-            where and how it runs (address, output, verbose, max_concurrent) may change.
+            where and how it runs (`tuning.spec.RESUMABLE`: address, output, verbose,
+            max_concurrent, cache_dir) may change.
         observer: Told what happens (a `tuning.progress.RichProgress` draws it in a
             terminal); by default nothing is shown.
+        given: With ``resume``, the fields the caller set on purpose (the CLI's explicit
+            flags); one that differs from the saved study is refused, never dropped.
+            None: the fields that differ from `StudySpec`'s defaults.
+        data_changed: With ``resume``, ``"refuse"`` (a data folder whose images were
+            added, removed or changed since the study started stops the resume) or
+            ``"ok"`` (go on, and say so).
 
     Raises:
         StudyError: before any trial, for a problem the caller must fix.
         ConfigError: an invalid search space or setting.
         DataError: the data folder cannot be used.
+        tuning.signals.Terminated: SIGTERM arrived (under `signals.handling_sigterm`);
+            the state is saved and ``resume`` continues.
     """
     observer = observer or StudyObserver()
     started = time.monotonic()
@@ -100,13 +128,17 @@ def run_study(
         if not (run_dir / STUDY_FILE).is_file():  # before any data is decoded
             what = "holds no study to resume" if run_dir.exists() else "does not exist"
             raise StudyError(f"resume: {run_dir} {what} (no {STUDY_FILE})")
-        spec = _resumed(spec, run_dir)
+        spec = _resumed(spec, run_dir, given)
+        _check_data_unchanged(spec, run_dir, data_changed, observer)
+    check_installed(spec)
+    check_output(location, spec.output)  # a file, a read-only folder, an unreachable URI
     # Everything that can be checked without a cluster is checked before the folder is made.
     from search_spaces import get_space
 
     space = get_space(spec.space)
     engine = get_engine(spec.engine)
     require_trackers(spec)  # a missing tracker library fails here, one line
+    listing = data_files(spec.data) if not resume else None  # the snapshot's file list
     data = load_data(spec, observer)
     check_leakage(spec, data, observer)  # loud, and with --strict-leakage fatal
     from tuning.external import load_externals
@@ -120,16 +152,19 @@ def run_study(
         raise taken(run_dir)
 
     engine.start(spec)
+    signals.reinstall()  # ray.init took SIGTERM over; a SIGTERM now stops the study cleanly
     try:
         # A full disk under the run folder, whoever's write hit it, is one line naming it.
         with claim(run_dir, resume), _library_logs(spec, run_dir), atomic.out_of_space(run_dir):
             if not resume:
-                atomic.write_text(run_dir / STUDY_FILE, spec.to_json())
+                _write_study(run_dir, spec, listing)
             engine.check_storage(location)
-            location.push(STUDY_FILE)
+            location.push(STUDY_FILE, DATA_FILES)
             observer = with_trackers(spec, run_dir, observer)  # MLflow, TensorBoard
             shared = engine.share(data)  # the one copy every trial and retrain seed reads
-            board = engine.search(SearchJob(spec, space, shared, base, location, resume, observer))
+            job = SearchJob(spec, space, shared, base, location, resume, observer)
+            with signals.searching():  # SIGTERM: Ray Tune saves its state, then Terminated
+                board = engine.search(job)
             observer.note("search", f"{len(board.rows)} trials in {board.search_wall_s or 0:.1f}s")
             retrained = verdict = None
             if spec.retrain_seeds > 0:
@@ -304,21 +339,79 @@ def _data_config(spec: StudySpec) -> Any:
         channels=spec.channels,
         cache_dir=spec.cache_dir,
         seed=spec.seed,
+        positive_class=spec.positive_class,
         **extra,
     )
 
 
-def _resumed(spec: StudySpec, run_dir: Path) -> StudySpec:
-    """The saved study, with what may change on resume taken from ``spec``."""
+def _write_study(run_dir: Path, spec: StudySpec, listing: dict[str, list[int]] | None) -> None:
+    """``study.json`` (the spec, and a digest of the data folder's file list) and
+    ``data_files.json`` (that list), which ``--resume`` compares the folder against."""
+    saved = json.loads(spec.to_json())
+    if listing is not None:
+        saved["data_snapshot"] = {
+            "files": len(listing),
+            "bytes": sum(size for size, _ in listing.values()),
+            "digest": data_digest(listing),
+            "list": DATA_FILES,
+        }
+        atomic.write_text(run_dir / DATA_FILES, json.dumps(listing, sort_keys=True))
+    atomic.write_text(run_dir / STUDY_FILE, json.dumps(saved, indent=2, sort_keys=True))
+
+
+def _check_data_unchanged(
+    spec: StudySpec, run_dir: Path, data_changed: str, observer: StudyObserver
+) -> None:
+    """Refuses to resume on a data folder that changed since the study started.
+
+    The trials so far trained on the images decoded then; new trials would train on
+    others, so their scores would not compare. ``data_changed="ok"`` goes on and says so.
+
+    Raises:
+        StudyError: naming the folder and what changed (added, removed, changed files).
+    """
+    if data_changed not in ("refuse", "ok"):
+        raise StudyError(f"--data-changed must be refuse or ok, but got {data_changed!r}")
+    change = data_change(spec.data, run_dir)
+    if change is None:
+        return
+    if data_changed == "ok":
+        observer.warning(
+            f"--data-changed ok: the data folder {spec.data} changed since the study "
+            f"started ({change}); continuing on the folder as it is now"
+        )
+        return
+    raise StudyError(data_change_refusal(spec.data, change))
+
+
+def _resumed(
+    spec: StudySpec, run_dir: Path, given: frozenset[str] | set[str] | None = None
+) -> StudySpec:
+    """The saved study, with what may change on resume taken from ``spec``.
+
+    Raises:
+        StudyError: a study-defining field in ``given`` differs from the saved study's.
+    """
     if not (run_dir / STUDY_FILE).exists():
         return spec  # claim() says there is nothing to resume
     saved = StudySpec.from_json(run_dir / STUDY_FILE)
+    if given is None:
+        defaults = StudySpec()
+        given = {
+            f.name
+            for f in dataclasses.fields(StudySpec)
+            if getattr(spec, f.name) != getattr(defaults, f.name)
+        }
+    conflicts = resume_conflicts(saved, spec, given)
+    if conflicts:
+        raise StudyError(resume_refusal(run_dir, conflicts))
     return dataclasses.replace(
         saved,
         address=spec.address,
         verbose=spec.verbose,
         output=spec.output,
         max_concurrent=spec.max_concurrent or saved.max_concurrent,
+        cache_dir=spec.cache_dir if "cache_dir" in given else saved.cache_dir,
     )
 
 
@@ -332,7 +425,16 @@ def load_data(spec: StudySpec, observer: StudyObserver | None = None) -> Dataset
 
     observer = observer or StudyObserver()
     t0 = time.monotonic()
-    data = load_dataset(spec.data, _data_config(spec))
+    try:
+        data = load_dataset(spec.data, _data_config(spec))
+    except ConfigError as exc:
+        if "DataConfig.positive_class" not in str(exc):
+            raise
+        # The one flag that sets it, and the class folders it may name (before any decode).
+        raise StudyError(
+            str(exc).replace("DataConfig.positive_class", "--positive-class")
+            + f" (the class folders of {spec.data or 'the demo data'})"
+        ) from None
     counts = data.counts()
     label = "synthetic demo data" if data.synthetic else data.source
     observer.note(

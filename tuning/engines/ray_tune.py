@@ -20,6 +20,7 @@ from tuning.errors import StudyError
 from tuning.failures import is_lost_to_reuse
 from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard
 from tuning.runfolder import RunLocation, check_visible_from_all_nodes
+from tuning.signals import stop_requested
 from tuning.spec import StudySpec
 
 # Ray reads these when it is imported: checkpoint the experiment at every step (cheap at
@@ -335,6 +336,8 @@ class RayTuneEngine:
         started = time.monotonic()
         try:
             tuner.fit()
+            if stop_requested():  # SIGTERM: Tune saved its state; --resume goes on from it
+                return board
             lost = [
                 r for r in board.rows.values() if r.status == "ERROR" and is_lost_to_reuse(r.error)
             ]
