@@ -101,6 +101,7 @@ class CacheEntry:
     path: Path
     manifest: dict[str, Any]
     images: np.ndarray
+    in_memory: bool = False  # decoded into memory: the cache folder could not be written
 
 
 def read_entry(path: Path, key: str) -> CacheEntry:

@@ -7,6 +7,7 @@ fingerprints, and `_carve.arrange` carves, keeping duplicates and groups togethe
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import time
@@ -17,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.format import open_memmap
 
+from covidxr_core import atomic
 from covidxr_core.cache import cache_root
 from covidxr_core.data import _cache
 from covidxr_core.data._carve import arrange
@@ -31,15 +33,26 @@ from covidxr_core.errors import BadImageError, DataError
 _SHOWN = 3  # file names quoted in a note before "..."
 
 
-def _build(temp: Path, layout: DataLayout, config: DataConfig, fp_path: Path) -> dict[str, Any]:
-    """Decode every file of the layout into ``temp``; return the manifest to seal."""
+def _cache_array(temp: Path, shape: tuple[int, ...]) -> np.ndarray:
+    """``temp/images.npy`` as a writable memory map, its blocks reserved up front: a disk
+    without room then fails here with ENOSPC, not with SIGBUS at the first pixel written."""
+    images = open_memmap(temp / _cache.IMAGES_FILE, mode="w+", dtype=np.uint8, shape=shape)
+    fd = os.open(temp / _cache.IMAGES_FILE, os.O_RDWR)
+    try:
+        os.posix_fallocate(fd, 0, os.fstat(fd).st_size)
+    except OSError as exc:
+        if exc.errno not in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            raise
+    finally:
+        os.close(fd)
+    return images
+
+
+def _build(
+    images: np.ndarray, key: str, layout: DataLayout, config: DataConfig, fp_path: Path
+) -> dict[str, Any]:
+    """Decode every file of the layout into ``images``; return the manifest to seal."""
     side, channels = config.image_size, config.channels
-    images = open_memmap(
-        temp / _cache.IMAGES_FILE,
-        mode="w+",
-        dtype=np.uint8,
-        shape=(len(layout.files), side, side, channels),
-    )
     want_fingerprints = _cache.read_json_verified(fp_path) is None
     tasks = [
         DecodeTask(
@@ -82,10 +95,10 @@ def _build(temp: Path, layout: DataLayout, config: DataConfig, fp_path: Path) ->
                 if result.ok and result.sha256 and result.phash
                 else None
             )
-    images.flush()
-    del images
+    if isinstance(images, np.memmap):
+        images.flush()
     manifest = {
-        "key": temp.name,
+        "key": key,
         "format": _cache.FORMAT_VERSION,
         "source": str(layout.root),
         "settings": _settings(config),
@@ -104,8 +117,31 @@ def _settings(config: DataConfig) -> dict[str, Any]:
     return {"image_size": config.image_size, "channels": config.channels}
 
 
+def _shape(layout: DataLayout, config: DataConfig) -> tuple[int, int, int, int]:
+    return (len(layout.files), config.image_size, config.image_size, config.channels)
+
+
+def _in_memory(
+    layout: DataLayout, config: DataConfig, key: str, fp_path: Path, folder: Path, exc: OSError
+) -> tuple[_cache.CacheEntry, bool, list[str]]:
+    """The decode the cache could not hold, kept in this process's memory instead."""
+    images = np.empty(_shape(layout, config), dtype=np.uint8)
+    manifest = _build(images, key, layout, config, fp_path)
+    images.flags.writeable = False
+    why = exc.strerror or str(exc)
+    note = (
+        f"warning: the cache folder {folder} cannot be written ({why}): decoded in memory "
+        "instead, and the next run decodes again; point --cache-dir (or $COVIDXR_CACHE) at "
+        "a writable folder with room"
+    )
+    return _cache.CacheEntry(folder / key, manifest, images, in_memory=True), False, [note]
+
+
 def _decoded(layout: DataLayout, config: DataConfig) -> tuple[_cache.CacheEntry, bool, list[str]]:
     """The verified cache entry for a layout, building it when missing or invalid.
+
+    A cache folder that cannot be written (read-only, full, not a folder) costs the
+    cache, not the run: the images are decoded into memory, with a note saying so.
 
     Returns:
         The entry, whether it was a cache hit, and notes on rebuilds.
@@ -124,29 +160,45 @@ def _decoded(layout: DataLayout, config: DataConfig) -> tuple[_cache.CacheEntry,
             return _cache.read_entry(final, key), attempt == 0, notes
         except FileNotFoundError:
             pass
+        except NotADirectoryError as exc:  # a file where a cache folder should be
+            return _in_memory(layout, config, key, fp_path, final.parent, exc)
         except _cache.CacheInvalid as exc:
             notes.append(f"cache entry {final} was invalid ({exc}): rebuilt it")
             _cache.discard(final)
         try:
             temp = _cache.new_temp_dir(final)
         except OSError as exc:
-            raise DataError(
-                f"{final.parent}: cannot create the cache folder ({exc.strerror or exc}); "
-                "set DataConfig.cache_dir or $COVIDXR_CACHE to a writable folder"
-            ) from exc
+            return _in_memory(layout, config, key, fp_path, final.parent, exc)
         try:
-            manifest = _build(temp, layout, config, fp_path)
-            manifest["key"] = key
+            manifest = _build(
+                _cache_array(temp, _shape(layout, config)), key, layout, config, fp_path
+            )
             _cache.seal_manifest(temp, manifest)
+            published = _cache.publish(temp, final)
+        except OSError as exc:
+            shutil.rmtree(temp, ignore_errors=True)
+            if not _unwritable(exc):
+                raise
+            return _in_memory(layout, config, key, fp_path, final.parent, exc)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
-        if _cache.publish(temp, final):
+        if published:
             removed = _cache.prune_stale(root, key, str(layout.root), _settings(config))
             if removed:
                 notes.append(f"removed {len(removed)} stale cache entries of this folder")
         _cache.sweep_temp([final.parent])
     raise DataError(f"{final}: cache entry still invalid after rebuilding twice ({notes[-1:]})")
+
+
+# Why a cache folder may refuse a write: full, over quota, read-only, not ours, not a folder.
+_UNWRITABLE = frozenset(
+    {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR}
+)
+
+
+def _unwritable(exc: OSError) -> bool:
+    return exc.errno in _UNWRITABLE or atomic.no_space(exc) is not None
 
 
 def _bad_image_notes(bad: dict[str, list[Any]]) -> list[str]:
@@ -193,7 +245,15 @@ def load_dataset(path: str | os.PathLike[str] | None, config: DataConfig | None 
     """
     config = config if config is not None else DataConfig()
     if path is None:
-        dataset = load_dataset(demo_data_path(config.cache_dir), config)
+        try:
+            folder = demo_data_path(config.cache_dir)
+        except OSError as exc:  # the demo's PNGs are generated into the cache root
+            raise DataError(
+                f"{cache_root(config.cache_dir)}: cannot write the synthetic demo data there "
+                f"({exc.strerror or exc}); point --cache-dir (or $COVIDXR_CACHE) at a writable "
+                "folder, or give --data"
+            ) from None
+        dataset = load_dataset(folder, config)
         note = (
             f"synthetic demo data ({DEMO_VERSION}): generated radiograph-like images, "
             "not real patients; use it to try the pipeline, not to judge a model"
@@ -249,7 +309,7 @@ def load_dataset(path: str | os.PathLike[str] | None, config: DataConfig | None 
         source=str(layout.root),
         notes=(*layout.notes, *_bad_image_notes(bad), *cache_notes),
         skipped=tuple(skipped),
-        cache_path=str(entry.path),
+        cache_path=None if entry.in_memory else str(entry.path),
         cache_hit=hit,
         dropped=layout.dropped,
         image_meta={r: m for r, m in manifest.get("meta", {}).items() if r not in bad},

@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 
 from covidxr_core.data import Dataset, decode_calls, load_dataset
-from covidxr_core.errors import DataError
 
 from .test_data_discover import FULL, make_tree, small_config, write_image
 
@@ -117,12 +116,15 @@ def test_manifest_records_files_and_checksums(tmp_path: Path) -> None:
     assert originals["train/corona/corona-0.png"] == (48, 40, "PNG", "L")
 
 
-def test_unusable_cache_folder_is_a_data_error(tmp_path: Path) -> None:
+def test_unusable_cache_folder_decodes_in_memory(tmp_path: Path) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("a file where the cache folder should go")
     root = make_tree(tmp_path / "data", FULL)
-    with pytest.raises(DataError, match="cannot create the cache folder"):
-        load_dataset(root, small_config(tmp_path, cache_dir=str(blocker)))
+    dataset = load_dataset(root, small_config(tmp_path, cache_dir=str(blocker)))
+    assert dataset.cache_path is None and not dataset.cache_hit
+    assert len(dataset.splits["train"]) > 0
+    warning = [n for n in dataset.notes if "cannot be written" in n]
+    assert warning and "--cache-dir" in warning[0] and str(blocker) in warning[0], dataset.notes
 
 
 _RACER = """
