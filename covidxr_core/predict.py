@@ -8,7 +8,8 @@
 Preprocessing travels with the model: its ``CXRInput`` layer records the image size,
 channels and class order it was trained with, and each file is decoded by the same
 function that decoded the training data. Exit status: 0 all files classified, 1 some
-files could not be decoded (the others are still classified), 2 the model cannot be used.
+files could not be decoded (the others are still classified), 2 the model or an option
+cannot be used (e.g. ``--gradcam`` naming a file: refused before the model loads).
 
 A ``model.onnx`` (`covidxr_core.export`) runs with onnxruntime and its embedded metadata;
 that path imports neither TensorFlow nor Keras (``pip install 'covidxr[onnx]'``).
@@ -33,6 +34,7 @@ from covidxr_core.atomic import write_bytes
 # byte-for-byte the same as the decode the model was trained on.
 from covidxr_core.data import DecodeTask, decode_task
 from covidxr_core.errors import BadImageError, ConfigError, CovidxrError
+from covidxr_core.outputs import check_output_folder
 
 if TYPE_CHECKING:
     import keras
@@ -249,6 +251,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not Path(args.model).is_file():  # the flag's own message, before Keras loads
         err.print(f"[bold red]error:[/] --model {escape(args.model)}: no such file", soft_wrap=True)
         return 2
+    if args.gradcam is not None:
+        if Path(args.model).suffix.lower() == ".onnx":
+            err.print("[bold red]error:[/] --gradcam needs the model.keras, not an ONNX model")
+            return 2
+        try:  # before the model loads: an overlay folder that cannot be written is refused
+            check_output_folder(args.gradcam, "--gradcam")
+        except ConfigError as exc:
+            err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
+            return 2
     if Path(args.model).suffix.lower() != ".onnx":  # ONNX runs without TensorFlow
         from covidxr_core._backend import configure_backend_quietly
 
@@ -259,9 +270,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         err.print(f"[bold red]error:[/] {escape(str(exc))}", soft_wrap=True)
         return 2
 
-    if args.gradcam and Path(args.model).suffix.lower() == ".onnx":
-        err.print("[bold red]error:[/] --gradcam needs the model.keras, not an ONNX model")
-        return 2
     images, good, problems = decode_files(args.images, metadata["image_size"], metadata["channels"])
     predictions = predict_images(model, metadata, images, good)
     if args.json:
@@ -269,11 +277,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps([p.to_json() for p in predictions], indent=2))
     elif predictions:
         _print_table(predictions, metadata, args.model)
+    status = 1 if problems else 0
     if args.gradcam and len(good):
-        written, blank = write_gradcam(
-            model, images, good, Path(args.gradcam), metadata["image_size"]
-        )
-        err.print(f"[green]wrote[/] {len(written)} Grad-CAM overlay(s) to {escape(args.gradcam)}")
+        try:
+            written, blank = write_gradcam(
+                model, images, good, Path(args.gradcam), metadata["image_size"]
+            )
+        except OSError as exc:  # e.g. the disk filled up, or the folder went away meanwhile
+            err.print(
+                f"[bold red]error:[/] --gradcam {escape(args.gradcam)}: cannot be written "
+                f"({escape(exc.strerror or str(exc))}); the predictions above stand",
+                soft_wrap=True,
+            )
+            written, blank, status = [], [], 2
+        if written:
+            err.print(
+                f"[green]wrote[/] {len(written)} Grad-CAM overlay(s) to {escape(args.gradcam)}"
+            )
         for name in blank:
             err.print(
                 f"[yellow]note:[/] {escape(name)}: blank Grad-CAM (no region supports "
@@ -281,7 +301,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
     for problem in problems:
         err.print(f"[bold red]bad image:[/] {escape(str(problem))}", soft_wrap=True)
-    return 1 if problems else 0
+    return status
 
 
 __all__ = [

@@ -28,6 +28,7 @@ from covidxr_core.errors import ConfigError, CovidxrError, DataError
 from covidxr_core.jsonsafe import dumps
 from covidxr_core.metrics import classification_metrics
 from covidxr_core.numbers import finite
+from covidxr_core.outputs import check_output_folder
 
 # Keras (and with it TensorFlow) is imported inside the functions that need it, so that
 # importing covidxr_core (for its configs, or to load data) costs no TensorFlow start-up.
@@ -525,8 +526,28 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--cache-dir", help="decoded-array cache (default: $COVIDXR_CACHE or ~/.cache/covidxr)"
     )
-    p.add_argument("--output", required=True, help="folder for model.keras and metrics.json")
+    p.add_argument(
+        "--positive-class",
+        metavar="NAME",
+        help="the class folder that sensitivity and AUC are about (default: the one class "
+        "not named 'normal'; needed for 3+ classes or other class names)",
+    )
+    p.add_argument(
+        "--output",
+        required=True,
+        help="folder for model.keras and metrics.json (checked before training)",
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a model.keras / metrics.json already in --output (refused otherwise)",
+    )
     return p
+
+
+# What save_run writes into --output; a folder already holding one is refused without
+# --overwrite, so an earlier model is never replaced by surprise.
+_OUTPUT_FILES = ("model.keras", "metrics.json")
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -538,6 +559,18 @@ def _with_ci(metrics: dict[str, Any], name: str) -> str:
     interval = (metrics.get("ci95") or {}).get(name)
     ci = f" [{_fmt(interval[0])}, {_fmt(interval[1])}]" if interval else ""
     return f"{_fmt(metrics.get(name))}{ci}"
+
+
+def _rescue(result: TrainResult) -> str | None:
+    """Saves a trained model to a new temporary folder; its path, or None if that fails too."""
+    import tempfile
+
+    try:
+        folder = tempfile.mkdtemp(prefix="covidxr-train-")
+        save_run(result, folder)
+    except OSError:
+        return None
+    return folder
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -552,6 +585,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # soft_wrap: a long line is left to the terminal instead of being cut at 80 columns
     console = Console(highlight=False, soft_wrap=True)
     try:
+        # Before any data or training: a model that cannot be saved is never trained.
+        check_output_folder(args.output, would_write=_OUTPUT_FILES, overwrite=args.overwrite)
         from covidxr_core.model import preset
 
         overrides: dict[str, Any] = {}
@@ -579,6 +614,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         }
         if args.cache_dir is not None:
             data_kwargs["cache_dir"] = args.cache_dir
+        if args.positive_class is not None:
+            data_kwargs["positive_class"] = args.positive_class
         t0 = time.perf_counter()
         data = load_dataset(args.data, DataConfig(**data_kwargs))
         how = "cache hit" if data.cache_hit else f"{time.perf_counter() - t0:.1f} s"
@@ -603,9 +640,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
 
         result = train(config, data, callbacks=[show_epoch])
-        save_run(result, args.output)
     except CovidxrError as exc:
         console.print(f"[red]error: {escape(str(exc))}[/]", soft_wrap=True)
+        return 2
+    try:
+        save_run(result, args.output)
+    except OSError as exc:  # the disk filled up or the folder changed during training
+        rescue = _rescue(result)
+        kept = f"the trained model was saved to {rescue} instead" if rescue else "not saved"
+        console.print(
+            f"[red]error: --output {escape(args.output)}: cannot be written "
+            f"({escape(exc.strerror or str(exc))}); {escape(kept)}[/]",
+            soft_wrap=True,
+        )
         return 2
 
     shown = "argmax" if result.threshold is None else f"{result.threshold:.4f}"

@@ -54,6 +54,12 @@ def _parser() -> argparse.ArgumentParser:
         default="skip",
         help="skip bad image files (listed) or stop at the first (default skip)",
     )
+    parser.add_argument(
+        "--positive-class",
+        metavar="NAME",
+        help="the class folder that sensitivity and AUC are about (default: the one class "
+        "not named 'normal'; needed for 3+ classes or other class names)",
+    )
     parser.add_argument("--workers", type=int, help="decode threads (default: all CPUs)")
     parser.add_argument(
         "--max-distance",
@@ -234,6 +240,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             cache_dir=args.cache_dir,
             on_bad_image=args.on_bad_image,
             workers=args.workers,
+            positive_class=args.positive_class,
             groups=args.groups,
             drop_leaked=args.drop_leaked,
         )
