@@ -1,9 +1,12 @@
-"""SIGTERM to the driver, as a cluster scheduler or ``ray job stop`` sends it.
+"""SIGTERM to the driver, as a cluster scheduler or ``ray job stop`` sends it; then a data
+folder that changed before ``--resume``.
 
-A real `tuning/run.py` process on the demo data and a real local Ray: the driver alone gets
-SIGTERM after a trial finished. It must stop its trials, save its state (leaderboard,
-Optuna study, Ray Tune's experiment state) and exit 143 without a traceback; ``--resume``
-then finishes the study with every finished trial kept once and no Optuna trial RUNNING.
+A real `tuning/run.py` process on a small real image folder and a real local Ray: the
+driver alone gets SIGTERM after a trial finished. It must stop its trials, save its state
+(leaderboard, Optuna study, Ray Tune's experiment state) and exit 143 without a traceback.
+An image is then added and one deleted: ``--resume`` refuses, naming the folder and the
+files; ``--resume --data-changed ok`` finishes the study with every finished trial kept
+once and no Optuna trial RUNNING. One study serves both faults (a study costs a minute).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 import optuna
 import pytest
 from _figures import observe
+from _imagefolders import image_bytes, make_folder
 from _studyproc import finish, rows, start, wait_for
 
 pytestmark = pytest.mark.slow
@@ -23,10 +27,10 @@ pytestmark = pytest.mark.slow
 TRIALS = 3
 
 
-def _args(output: Path, name: str) -> list[str]:
+def _args(data: Path, output: Path, name: str) -> list[str]:
     return [
-        "--trials", str(TRIALS), "--epochs", "2", "--image-size", "64", "--space", "small",
-        "--retrain-seeds", "0", "--max-concurrent", "1", "--grace-epochs", "2",
+        "--data", str(data), "--trials", str(TRIALS), "--epochs", "1", "--image-size", "64",
+        "--space", "small", "--retrain-seeds", "0", "--max-concurrent", "1",
         "--output", str(output), "--name", name,
     ]  # fmt: skip
 
@@ -39,9 +43,10 @@ def _group_alive(pgid: int) -> bool:
     return True
 
 
-def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
+def test_sigterm_stops_cleanly_then_a_changed_data_folder_is_refused(tmp_path: Path) -> None:
+    data = make_folder(tmp_path / "data")
     run_dir = tmp_path / "termed"
-    args = _args(tmp_path, "termed")
+    args = _args(data, tmp_path, "termed")
     with observe(
         "cluster",
         "SIGTERM to the driver after its first trial finished (scheduler, ray job stop)",
@@ -79,22 +84,59 @@ def test_sigterm_stops_cleanly_and_resume_finishes(tmp_path: Path) -> None:
         assert (run_dir / "optuna.db").is_file() and states, sorted(os.listdir(run_dir))
         assert {r["trial_id"] for r in rows(run_dir)} >= set(finished_before)
 
+        board_before = {r["trial_id"]: r["finished_at"] for r in rows(run_dir)}
+
+    with observe(
+        "data",
+        "the data folder changed before --resume (1 image added, 1 deleted)",
+        "--resume exits 2 naming the folder, the counts and the files, before any trial; "
+        "--resume --data-changed ok goes on and says so",
+    ) as seen_data:
+        (data / "train" / "corona" / "corona-000.png").unlink()
+        (data / "train" / "normal" / "normal-new.png").write_bytes(image_bytes(99_999))
+        t_ref = time.monotonic()
+        log_ref = tmp_path / "refused.log"
+        code_ref, out_ref = finish(start(log_ref, *args, "--resume"), log_ref, timeout=120)
+        refuse_s = time.monotonic() - t_ref
+        msg = " ".join(out_ref.split())
+        seen_data.update(refuse_s=round(refuse_s, 2))
+        seen_data["observed"] = f"exit {code_ref} in {refuse_s:.1f}s: {msg[:400]!r}"
+        assert code_ref == 2, out_ref[-3000:]
+        assert "Traceback" not in out_ref, out_ref[-3000:]
+        assert f"the data folder {data} changed since the study started" in msg, msg
+        assert "1 added (train/normal/normal-new.png)" in msg, msg
+        assert "1 removed (train/corona/corona-000.png)" in msg, msg
+        assert "--data-changed ok" in msg, msg
+        after = {r["trial_id"]: r["finished_at"] for r in rows(run_dir)}
+        assert after == board_before  # nothing ran, nothing was lost
+
         t1 = time.monotonic()
         log2 = tmp_path / "resume.log"
-        code2, out2 = finish(start(log2, *args, "--resume"), log2, timeout=600)
+        code2, out2 = finish(
+            start(log2, *args, "--resume", "--data-changed", "ok"), log2, timeout=600
+        )
         resume_s = time.monotonic() - t1
+        seen_data["observed"] += f"; with --data-changed ok: exit {code2} in {resume_s:.0f}s"
+        assert code2 == 0, out2[-3000:]
+        assert "--data-changed ok: the data folder" in " ".join(out2.split()), out2[-3000:]
+
+    with observe(
+        "cluster",
+        "--resume after the SIGTERM (with --data-changed ok)",
+        "the study finishes: every trial once, the finished ones not run again, "
+        "no RUNNING Optuna trial",
+    ) as seen:
         board = rows(run_dir)
         ids = [r["trial_id"] for r in board]
         study = optuna.load_study(study_name="termed", storage=f"sqlite:///{run_dir / 'optuna.db'}")
         running = [t.number for t in study.trials if t.state == optuna.trial.TrialState.RUNNING]
         seen.update(resume_s=round(resume_s, 1), trials=len(ids), optuna_running=len(running))
         seen["observed"] = (
-            f"{first}; --resume exit {code2} in {resume_s:.0f}s: {len(ids)} trials "
+            f"--resume exit {code2} in {resume_s:.0f}s: {len(ids)} trials "
             f"({len(set(ids))} distinct), finished before kept: "
             f"{all(r['finished_at'] == finished_before.get(r['trial_id'], r['finished_at']) for r in board)}"
             f", Optuna RUNNING: {len(running)}"
         )
-        assert code2 == 0, out2[-3000:]
         assert "Traceback" not in out2, out2[-3000:]
         assert len(ids) == len(set(ids)) == TRIALS, ids
         assert all(r["finished_at"] is not None for r in board), board
