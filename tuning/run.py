@@ -85,6 +85,11 @@ def _main(argv: list[str] | None) -> int:
     if args.resume and not spec.name:
         console.print("[bold red]error:[/] --resume needs --name: the run folder to continue")
         return 2
+    if args.resume and args.smoke_test:
+        # What the preset sets counts as asked for: a resume must not drop it silently.
+        given = given | frozenset(smoke_values(given))
+    if "data_changed" in given and not args.resume:
+        console.print("note: --data-changed applies to --resume only; a new study ignores it")
     problem = _precheck(spec, args, given)
     if problem:
         console.print(f"[bold red]error:[/] {escape(problem)}")
