@@ -580,10 +580,26 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from covidxr_core._backend import configure_backend_quietly
 
-    configure_backend_quietly()  # before the parser imports the model: no oneDNN/CUDA lines
-    args = _parser().parse_args(argv)
     # soft_wrap: a long line is left to the terminal instead of being cut at 80 columns
     console = Console(highlight=False, soft_wrap=True)
+    # An unusable --output is answered at once: the full parser imports the model, and
+    # with it TensorFlow (seconds). Only the exact flag names are read here; the check
+    # below, after the full parse, catches every spelling.
+    early = argparse.ArgumentParser(add_help=False, allow_abbrev=False, exit_on_error=False)
+    early.add_argument("--output")
+    early.add_argument("--overwrite", action="store_true")
+    try:
+        given, _ = early.parse_known_args(argv)
+    except argparse.ArgumentError:  # e.g. --output without a value: the full parser says so
+        given = argparse.Namespace(output=None)
+    if given.output is not None:
+        try:
+            check_output_folder(given.output, would_write=_OUTPUT_FILES, overwrite=given.overwrite)
+        except ConfigError as exc:
+            console.print(f"[red]error: {escape(str(exc))}[/]", soft_wrap=True)
+            return 2
+    configure_backend_quietly()  # before the parser imports the model: no oneDNN/CUDA lines
+    args = _parser().parse_args(argv)
     try:
         # Before any data or training: a model that cannot be saved is never trained.
         check_output_folder(args.output, would_write=_OUTPUT_FILES, overwrite=args.overwrite)

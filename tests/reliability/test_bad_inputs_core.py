@@ -99,16 +99,29 @@ def test_train_output_an_existing_file_is_refused_before_training(tmp_path: Path
     with observe(
         "bad input (core)",
         "python -m covidxr_core.train --output FILE, FILE an existing file",
-        "exit 2 before any data is decoded or epoch trained, one line naming the path and "
-        "the rule; the file untouched",
+        "exit 2 before TensorFlow is imported or any data decoded, one line naming the path "
+        "and the rule; the file untouched",
     ) as seen:
-        out, wall = _run(
-            "covidxr_core.train", "--output", str(target), "--epochs", "1",
-            "--cache-dir", str(tmp_path / "cache"),
+        t0 = time.monotonic()
+        out = subprocess.run(
+            [sys.executable, "-X", "importtime", "-m", "covidxr_core.train", "--output",
+             str(target), "--epochs", "1", "--cache-dir", str(tmp_path / "cache")],
+            capture_output=True, text=True, timeout=300, cwd=REPO,
+            env={**os.environ, "COLUMNS": "300"},
         )  # fmt: skip
+        wall = time.monotonic() - t0
+        heavy = sorted(
+            {
+                line.rsplit("|", 1)[-1].strip().split(".")[0]
+                for line in out.stderr.splitlines()
+                if line.startswith("import time:")
+            }
+            & {"tensorflow", "keras", "jax", "torch"}
+        )
         msg = _one_line(out.stdout)
-        seen.update(wall_s_cli=round(wall, 2))
-        seen["observed"] = f"exit {out.returncode} in {wall:.1f}s: {msg!r}"
+        seen.update(wall_s_cli=round(wall, 2), heavy_imports=len(heavy))
+        seen["observed"] = f"exit {out.returncode} in {wall:.1f}s, heavy imports {heavy}: {msg!r}"
+        assert not heavy, heavy
         assert out.returncode == 2, out.stdout + out.stderr[-3000:]
         assert f"--output {target}: is an existing file" in msg and "must be a folder" in msg
         assert "Traceback" not in out.stdout + out.stderr
