@@ -30,6 +30,7 @@ import numpy as np
 
 from covidxr_core import atomic
 from covidxr_core.jsonsafe import dumps, jsonable
+from tuning.errors import StudyError
 from tuning.leaderboard import Leaderboard, TrialRow
 from tuning.objective import best, direction
 from tuning.results import HEADLINE, MeanStd, Metrics, RoleSummary
@@ -120,15 +121,20 @@ def save_seed(folder: Path, run: SeedRun) -> None:
     ``folder`` at once: a temporary folder renamed into place."""
     tmp = folder.with_name(folder.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
-    arrays = {k: fields.pop(k) for k in ("test_probs", "test_labels")}
-    (tmp / "model.keras").write_bytes(fields.pop("model_bytes"))
-    for name, array in arrays.items():
-        np.save(tmp / f"{name}.npy", array)
-    (tmp / "run.json").write_text(dumps(fields))
-    shutil.rmtree(folder, ignore_errors=True)
-    tmp.rename(folder)
+    try:
+        with atomic.out_of_space(folder):
+            tmp.mkdir(parents=True)
+            fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
+            arrays = {k: fields.pop(k) for k in ("test_probs", "test_labels")}
+            (tmp / "model.keras").write_bytes(fields.pop("model_bytes"))
+            for name, array in arrays.items():
+                np.save(tmp / f"{name}.npy", array)
+            (tmp / "run.json").write_text(dumps(fields))
+            shutil.rmtree(folder, ignore_errors=True)
+            tmp.rename(folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a half-written seed is never left behind
+        raise
 
 
 def load_seed(folder: Path) -> SeedRun | None:
@@ -237,6 +243,31 @@ def _export(role_dir: Path, observer: StudyObserver) -> None:
         observer.warning(f"{role_dir.name}/: {name} export skipped: {why}")
 
 
+def _lost_worker(exc: BaseException) -> bool:
+    """Whether the engine lost the process or node running a seed (Ray's system failures:
+    a crashed worker, a dead node or actor, a lost object), not the seed's own error."""
+    kind = type(exc)
+    names = {k.__name__ for k in kind.__mro__}
+    from_ray = kind.__module__.startswith("ray.")
+    return from_ray and bool(names & _LOST) and "RayTaskError" not in names
+
+
+_LOST = {
+    "WorkerCrashedError",
+    "NodeDiedError",
+    "RayActorError",
+    "ActorDiedError",
+    "ObjectLostError",
+    "OwnerDiedError",
+    "LocalRayletDiedError",
+}
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
 @dataclass(frozen=True)
 class Retrained:
     """The retrain's outcome: the winner row, each role's summary and exported test scores."""
@@ -315,6 +346,15 @@ def retrain(
             finished,
             on_epoch=epoch_done,
         )
+    except Exception as exc:
+        if not _lost_worker(exc):
+            raise
+        kept = sum(load_seed(f) is not None for f in folders)
+        raise StudyError(
+            f"retrain: a seed's worker was lost for good ({_first_line(exc)}); {kept} of "
+            f"{len(jobs)} seeds finished and are kept in {run_dir / SEEDS_DIR}; continue "
+            "with --resume to train only the others"
+        ) from exc
     finally:
         observer.retrain_finished(time.monotonic() - clock)
     for i, run in zip(todo, fresh, strict=True):

@@ -216,7 +216,8 @@ class RayTuneEngine:
         on_done: Callable[[int, Any], None] | None = None,
         on_epoch: Callable[[int, int], None] | None = None,
     ) -> list[Any]:
-        """Each call as a Ray task with the trial's resources, retried once if a worker dies.
+        """Each call as a Ray task with the trial's resources, run again elsewhere (up to
+        `JOB_RETRIES` times) when its worker process or node dies.
 
         With ``on_epoch``, each task gets a ``progress=`` keyword that it calls with every
         epoch it finishes; the epochs reach the driver through a Ray queue and are passed
@@ -225,13 +226,21 @@ class RayTuneEngine:
         import ray
 
         remote = ray.remote(_job).options(
-            num_cpus=spec.cpus_per_trial, num_gpus=self.gpus_per_trial, max_retries=1
+            num_cpus=spec.cpus_per_trial,
+            num_gpus=self.gpus_per_trial,
+            max_retries=JOB_RETRIES,
+            retry_exceptions=False,
         )
         queue = None
         if on_epoch is not None:
             from ray.util.queue import Queue
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-            queue = Queue(actor_options={"num_cpus": 0})
+            # On the driver's node: a lost worker node must not take the progress channel.
+            here = NodeAffinitySchedulingStrategy(
+                ray.get_runtime_context().get_node_id(), soft=True
+            )
+            queue = Queue(actor_options={"num_cpus": 0, "scheduling_strategy": here})
         refs = [remote.remote(fn, i, queue, *call, data) for i, call in enumerate(calls)]
         index = {ref: i for i, ref in enumerate(refs)}
         results: list[Any] = [None] * len(refs)
@@ -368,6 +377,14 @@ class RayTuneEngine:
             job.observer.search_ended(board)
             board.save()
         return board
+
+
+# A lost node or worker process (a system failure) re-runs a retrain seed from its start
+# on another node: a seed is deterministic and its result is only kept once it returns. One
+# retry leaves no room for a second loss (another node, or a retry placed on the dying node
+# before its loss is noticed). An exception raised by the seed's own code is not retried
+# (retry_exceptions=False): the same seed on the same data would fail the same way.
+JOB_RETRIES = 3
 
 
 def _job(fn: Callable[..., Any], index: int, queue: Any, *args: Any) -> Any:
