@@ -72,11 +72,15 @@ def _tiny_spec(output: Path, name: str = "tiny", **overrides: object):
 
 @pytest.fixture
 def failing_space(tmp_path: Path) -> Path:
-    """A YAML space in which some trials fail: ``width_1 = 0`` is an invalid model."""
+    """A YAML space in which some trials fail: a learning rate of 1e30 diverges at once.
+
+    (An illegal value such as ``width_1 = 0`` no longer reaches a trial: the space's legal
+    ranges are checked when it is loaded.) The loss is NaN after the first epoch.
+    """
     space = tmp_path / "failing.yaml"
     space.write_text(
         "params:\n"
-        "  width_1: {type: categorical, choices: [2, 0]}\n"
+        "  learning_rate: {type: categorical, choices: [0.01, 1.0e+30]}\n"
         "  dropout: {type: float, low: 0.0, high: 0.5}\n"
         "fixed:\n  optimizer: adam\n"
     )

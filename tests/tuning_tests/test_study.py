@@ -115,11 +115,11 @@ def test_a_failing_trial_is_recorded_and_the_study_goes_on(tiny_spec, failing_sp
     assert len(rows) == 5
     failed = [r for r in rows if r["stop_reason"] == "failed"]
     ok = [r for r in rows if r["stop_reason"] != "failed"]
-    assert failed and ok, [(r["param_width_1"], r["stop_reason"]) for r in rows]
-    assert all(r["param_width_1"] == 0 for r in failed)
-    assert all("width" in r["error"] for r in failed)
+    assert failed and ok, [(r["param_learning_rate"], r["stop_reason"]) for r in rows]
+    assert all(r["param_learning_rate"] == 1e30 for r in failed)
+    assert all("diverged" in r["error"] for r in failed)
     assert result.verdict is None and result.best is None  # nothing retrained
-    assert result.best_params is not None and result.best_params["width_1"] == 2
+    assert result.best_params is not None and result.best_params["learning_rate"] == 0.01
     study = optuna.load_study(
         study_name="failing", storage=f"sqlite:///{result.run_dir / 'optuna.db'}"
     )

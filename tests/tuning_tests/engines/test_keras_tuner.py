@@ -133,9 +133,9 @@ def test_a_failing_trial_is_recorded_and_the_search_goes_on(tmp_path, failing_sp
     assert len(rows) == 2
     failed = [r for r in rows if r["stop_reason"] == "failed"]
     ok = [r for r in rows if r["stop_reason"] == "completed"]
-    assert failed and ok, [(r["param_width_1"], r["stop_reason"]) for r in rows]
-    assert all(r["param_width_1"] == 0 and r["status"] == "ERROR" for r in failed)
-    assert all(r["error"].startswith("ConfigError") and "width" in r["error"] for r in failed)
+    assert failed and ok, [(r["param_learning_rate"], r["stop_reason"]) for r in rows]
+    assert all(r["param_learning_rate"] == 1e30 and r["status"] == "ERROR" for r in failed)
+    assert all(r["error"].startswith("TrainingDiverged") for r in failed)
 
 
 @pytest.mark.slow
