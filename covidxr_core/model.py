@@ -23,26 +23,67 @@ from covidxr_core.augment import AffineAugment, AugmentConfig, check_fields  # n
 from covidxr_core.errors import ConfigError  # noqa: E402
 
 
-def _inverse_time_decay(
-    config: ModelConfig,
-) -> float | keras.optimizers.schedules.LearningRateSchedule:
-    # Keras 2's `decay` argument: lr_t = lr / (1 + decay * t), t = updates done so far.
-    # InverseTimeDecay with decay_steps=1 and no staircase is exactly that formula.
-    if config.lr_decay == 0:
-        return config.learning_rate
-    return keras.optimizers.schedules.InverseTimeDecay(
-        initial_learning_rate=config.learning_rate, decay_steps=1, decay_rate=config.lr_decay
-    )
+@keras.saving.register_keras_serializable(package="covidxr")
+class KnobInverseTimeDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """Keras 2's ``decay``: ``lr_t = lr / (1 + decay * t)``, t = updates done so far.
+
+    The same formula as ``InverseTimeDecay(decay_steps=1)``, but ``lr`` and ``decay`` live
+    in two variables of the optimizer (`bind`), not in constants of the traced training
+    step, so a reused compiled step trains another learning rate by assignment. With
+    ``decay = 0`` it is the constant rate, exactly (``lr / 1``).
+    """
+
+    def __init__(self, initial_learning_rate: float, decay_rate: float) -> None:
+        self.initial_learning_rate = float(initial_learning_rate)
+        self.decay_rate = float(decay_rate)
+        self.lr_var: Any = None
+        self.decay_var: Any = None
+
+    def bind(self, optimizer: keras.optimizers.Optimizer) -> None:
+        """Create the two variables as the optimizer's own, so every backend tracks them."""
+        self.lr_var = optimizer.add_variable(
+            (), keras.initializers.Constant(self.initial_learning_rate), name="knob_lr"
+        )
+        self.decay_var = optimizer.add_variable(
+            (), keras.initializers.Constant(self.decay_rate), name="knob_lr_decay"
+        )
+
+    def __call__(self, step: Any) -> Any:
+        step = keras.ops.cast(step, "float32")
+        if self.lr_var is None:
+            return self.initial_learning_rate / (1.0 + self.decay_rate * step)
+        return self.lr_var / (1.0 + self.decay_var * step)
+
+    def get_config(self) -> dict[str, Any]:
+        if self.lr_var is not None:
+            return {
+                "initial_learning_rate": float(keras.ops.convert_to_numpy(self.lr_var)),
+                "decay_rate": float(keras.ops.convert_to_numpy(self.decay_var)),
+            }
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_rate": self.decay_rate}
+
+
+def _with_schedule(
+    factory: Callable[[KnobInverseTimeDecay, ModelConfig], keras.optimizers.Optimizer],
+) -> Callable[[ModelConfig], keras.optimizers.Optimizer]:
+    def make(config: ModelConfig) -> keras.optimizers.Optimizer:
+        schedule = KnobInverseTimeDecay(config.learning_rate, config.lr_decay)
+        optimizer = factory(schedule, config)
+        schedule.bind(optimizer)
+        return optimizer
+
+    return make
 
 
 # Optimizer registry: name -> factory(config). The learning-rate schedule above applies to
 # every optimizer, so a search can vary `lr_decay` independently of the optimizer.
 OPTIMIZERS: dict[str, Callable[[ModelConfig], keras.optimizers.Optimizer]] = {
     # Keras 3's Adagrad defaults (initial accumulator 0.1, epsilon 1e-7) equal Keras 2's.
-    "adagrad": lambda c: keras.optimizers.Adagrad(learning_rate=_inverse_time_decay(c)),
-    "adam": lambda c: keras.optimizers.Adam(learning_rate=_inverse_time_decay(c)),
-    "sgd": lambda c: keras.optimizers.SGD(
-        learning_rate=_inverse_time_decay(c), momentum=c.momentum
+    "adagrad": _with_schedule(lambda lr, c: keras.optimizers.Adagrad(learning_rate=lr)),
+    "adam": _with_schedule(lambda lr, c: keras.optimizers.Adam(learning_rate=lr)),
+    # SGD's momentum is a constant of the traced step (covidxr_core._reuse keys on it).
+    "sgd": _with_schedule(
+        lambda lr, c: keras.optimizers.SGD(learning_rate=lr, momentum=c.momentum)
     ),
 }
 
@@ -231,6 +272,95 @@ class CXRInput(keras.layers.Layer):
         }
 
 
+@keras.saving.register_keras_serializable(package="covidxr")
+class TrainingKnobs(keras.layers.Layer):
+    """A pass-through layer that owns the model's L2 factor as a non-trainable variable.
+
+    The conv kernels' `KnobL2` regularizers read it at every step, so changing the factor
+    (``knobs.l2.assign(...)``) changes the loss without tracing the training step again.
+    Inference ignores it.
+    """
+
+    def __init__(self, l2: float = 0.0, **kwargs: Any) -> None:
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.l2 = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(float(l2)),
+            trainable=False,
+            name="l2",
+        )
+
+    def call(self, inputs: Any) -> Any:
+        return inputs
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "l2": float(keras.ops.convert_to_numpy(self.l2))}
+
+
+@keras.saving.register_keras_serializable(package="covidxr")
+class KnobL2(keras.regularizers.Regularizer):
+    """``factor * sum(w ** 2)``, the factor read from a `TrainingKnobs` variable.
+
+    Saved as its current value; a loaded model (inference only) gets a constant factor.
+    """
+
+    def __init__(self, knobs: TrainingKnobs | None = None, factor: float | None = None) -> None:
+        self.knobs = knobs
+        self.factor = float(factor) if factor is not None else None
+
+    def __call__(self, x: Any) -> Any:
+        factor = self.knobs.l2 if self.knobs is not None else (self.factor or 0.0)
+        return keras.ops.cast(factor, x.dtype) * keras.ops.sum(keras.ops.square(x))
+
+    def get_config(self) -> dict[str, Any]:
+        if self.knobs is not None:
+            return {"factor": float(keras.ops.convert_to_numpy(self.knobs.l2))}
+        return {"factor": self.factor or 0.0}
+
+
+@keras.saving.register_keras_serializable(package="covidxr")
+class RateDropout(keras.layers.Layer):
+    """Inverted dropout whose rate is a non-trainable variable, not a traced constant.
+
+    Same rule as ``keras.layers.Dropout``: in training each unit is kept with probability
+    ``1 - rate`` and scaled by ``1 / (1 - rate)``; at inference it is the identity.
+    """
+
+    def __init__(self, rate: float = 0.5, seed: int | None = None, **kwargs: Any) -> None:
+        # float32 under a mixed policy too: the rate is not rounded to bfloat16, and the
+        # classifier after it computes in float32 anyway.
+        kwargs.setdefault("dtype", "float32")
+        super().__init__(**kwargs)
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        self.rate = self.add_weight(
+            shape=(),
+            initializer=keras.initializers.Constant(float(rate)),
+            trainable=False,
+            name="rate",
+            dtype="float32",
+        )
+
+    def call(self, inputs: Any, training: bool | None = None) -> Any:
+        if not training:
+            return inputs
+        draws = keras.random.uniform(keras.ops.shape(inputs), seed=self.seed_generator)
+        keep = draws >= self.rate
+        scale = keras.ops.cast(1.0 / (1.0 - self.rate), inputs.dtype)
+        return keras.ops.where(keep, inputs * scale, keras.ops.zeros_like(inputs))
+
+    def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        rate = float(keras.ops.convert_to_numpy(self.rate))
+        return {**super().get_config(), "rate": rate, "seed": self.seed}
+
+
 def model_metadata(model: keras.Model) -> dict[str, Any]:
     """The preprocessing settings a model built by ``build_model`` carries.
 
@@ -301,7 +431,11 @@ def build_model(config: ModelConfig) -> keras.Model:
     It is compiled with the recipe's loss and metric: binary cross-entropy on one-hot
     labels and binary accuracy (reported as ``accuracy``).
     """
-    regularizer = keras.regularizers.L2(config.l2) if config.l2 > 0 else None
+    # The L2 factor and the dropout rate are variables, not constants of the traced step:
+    # a worker that trains several trials of one architecture reuses the compiled step and
+    # only assigns them (covidxr_core._reuse). With l2 = 0 the penalty adds exactly 0.
+    knobs = TrainingKnobs(l2=config.l2, name="knobs")
+    regularizer = KnobL2(knobs)
     inputs = keras.Input(
         shape=(config.image_size, config.image_size, config.channels), dtype="uint8", name="image"
     )
@@ -312,6 +446,7 @@ def build_model(config: ModelConfig) -> keras.Model:
         positive_class=config.positive_class,
         name="cxr_input",
     )(inputs)
+    x = knobs(x)
     # The warp runs in float32 whatever the precision policy: TF's transform kernel and
     # bilinear weights are not worth risking in bfloat16.
     x = AffineAugment(config.augment, name="augment", dtype="float32")(x)
@@ -341,7 +476,7 @@ def build_model(config: ModelConfig) -> keras.Model:
             kernel_regularizer=regularizer,
             name="hidden",
         )(x)
-    x = keras.layers.Dropout(config.dropout, name="dropout")(x)
+    x = RateDropout(config.dropout, name="dropout")(x)
     # float32 output: softmax and the loss stay exact under bfloat16 compute.
     outputs = keras.layers.Dense(
         config.num_classes, activation="softmax", dtype="float32", name="probs"
@@ -360,7 +495,11 @@ __all__ = [
     "OPTIMIZERS",
     "PRESETS",
     "CXRInput",
+    "KnobInverseTimeDecay",
+    "KnobL2",
     "ModelConfig",
+    "RateDropout",
+    "TrainingKnobs",
     "build_model",
     "load_saved",
     "make_optimizer",

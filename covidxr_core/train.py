@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from covidxr_core import _reuse
 from covidxr_core.atomic import replacing, write_text
 from covidxr_core.data import Dataset
 from covidxr_core.errors import ConfigError, CovidxrError, DataError
@@ -352,6 +353,20 @@ def _data_summary(data: Dataset) -> dict[str, Any]:
     }
 
 
+def _build_for_fit(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
+    """Build the optimizer, loss and metrics from one example, as ``fit`` would.
+
+    ``fit`` builds them from the first batch of its own data iterator, and under JAX that
+    draws a shuffle permutation from NumPy's global generator before the first epoch. A
+    kept model (``reuse``) needs no build, so its epochs would see other permutations.
+    Building here, from given arrays, leaves the generator alone in both cases. Keras'
+    ``_symbolic_build`` is private; without it ``fit`` builds as before.
+    """
+    build = getattr(model, "_symbolic_build", None)
+    if build is not None:
+        build(data_batch=(x, y))
+
+
 def train(
     config: TrainConfig,
     data: Dataset,
@@ -359,6 +374,7 @@ def train(
     evaluate_test: bool = True,
     n_boot: int = 1000,
     should_stop: Callable[[], bool] | None = None,
+    reuse: bool = False,
 ) -> TrainResult:
     """Train one configuration on ``data`` and measure it.
 
@@ -374,6 +390,12 @@ def train(
         n_boot: Bootstrap resamples for the final metrics' 95% intervals (0: none).
         should_stop: Asked after every training batch; True ends the run at once with
             `TrainingStopped` (how a tuner reclaims a worker mid-epoch).
+        reuse: Train a model this process kept from an earlier run with the same program
+            (`covidxr_core._reuse`: same shapes and constants; learning rate, its decay,
+            dropout and L2 may differ), reset to this run's fresh state, so its traced
+            steps are not traced again. The result is the same as without it. The
+            returned model is then lent: the next ``reuse=True`` run of that program
+            overwrites it, so save it first if it is wanted.
 
     Returns:
         The history, final validation (and test) metrics, the trained model and timings.
@@ -397,21 +419,35 @@ def train(
     enable_determinism(config.seed)
     with _dtype_policy(config.precision):
         model = build_model(model_config)
-
     train_split = data.splits["train"]
     onehot = np.eye(len(data.class_names), dtype=np.float32)[train_split.labels]
+    _build_for_fit(model, train_split.images[:1], onehot[:1])
+    key = None
+    if reuse:
+        key = _reuse.program_key(model_config, config.batch_size, config.precision, backend)
+        model = _reuse.adopt(model, key)
+
     point = OperatingPoint.parse(config.operating_point)
     reporter = _reporter_class()(data, config.batch_size, callbacks, point, should_stop)
     # Shuffling inside fit draws from the seeded global generators (enable_determinism).
-    model.fit(
-        train_split.images,
-        onehot,
-        batch_size=config.batch_size,
-        epochs=config.epochs,
-        shuffle=True,
-        verbose=config.verbose,
-        callbacks=[reporter],
-    )
+    try:
+        model.fit(
+            train_split.images,
+            onehot,
+            batch_size=config.batch_size,
+            epochs=config.epochs,
+            shuffle=True,
+            verbose=config.verbose,
+            callbacks=[reporter],
+        )
+    except TrainingStopped:
+        # Stopped between batches on request: the model is sound, keep it for the next
+        # run. After any other failure it is dropped, whatever state it was left in.
+        if key is not None:
+            _reuse.release(model, key)
+        raise
+    if key is not None:
+        _reuse.release(model, key)
 
     # The model does not change after the last epoch, so its validation predictions stand.
     assert reporter.last_probs is not None  # fit ran at least one epoch (epochs >= 1)

@@ -112,6 +112,9 @@ def run_trial(
             evaluate_test=False,
             n_boot=0,
             should_stop=should_stop,
+            # This worker runs trial after trial: a trial of an architecture it has
+            # trained before reuses that model's traced steps (covidxr_core._reuse).
+            reuse=True,
         )
     except TrainingStopped:
         return  # Ray asked for the worker back: nothing failed
