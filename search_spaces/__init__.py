@@ -1,5 +1,11 @@
 """Named search spaces, stored as YAML beside this file, plus a user's own by path.
 
+A space is checked whole when it is loaded, before any trial: parameter names
+(`KNOWN_PARAMS`), the keys of each parameter, a key given twice anywhere in the file,
+and every bound, choice and fixed value against the parameter's legal range (`LEGAL`,
+e.g. ``0 <= dropout < 1``). Each refusal is one `ConfigError` line naming the file, the
+parameter or key, the rule and the value.
+
 >>> from search_spaces import get_space
 >>> space = get_space("default")
 >>> space.names[:2]
@@ -11,7 +17,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from covidxr_core.errors import ConfigError
-from search_spaces._params import KNOWN_PARAMS
+from search_spaces._params import KNOWN_PARAMS, LEGAL
 from search_spaces._space import Param, SearchSpace, load_space_file, parse_space
 
 _HERE = Path(__file__).resolve().parent
@@ -41,6 +47,7 @@ def get_space(name_or_path: str) -> SearchSpace:
 
 __all__ = [
     "KNOWN_PARAMS",
+    "LEGAL",
     "Param",
     "SearchSpace",
     "available_spaces",
