@@ -61,9 +61,14 @@ def check_output_folder(
     Raises:
         ConfigError: ``FLAG PATH: RULE``, one line.
     """
-    folder = Path(path)
     if not str(path):
         raise ConfigError(f"{flag}: must name a folder, but got an empty path")
+    if "://" in str(path):  # Path() would fold s3://b/x into a local folder "s3:/b/x"
+        raise ConfigError(
+            f"{flag} {path}: must be a local folder, but got a URI (this command writes "
+            "local files only)"
+        )
+    folder = Path(path)
     if folder.exists() and not folder.is_dir():
         raise ConfigError(
             f"{flag} {folder}: is an existing file, but it must be a folder (the command "

@@ -31,6 +31,8 @@ def test_each_refusal_names_the_flag_the_path_and_the_rule(tmp_path: Path) -> No
         check_output_folder(a_file / "deeper" / "out")
     with pytest.raises(ConfigError, match="must name a folder, but got an empty path"):
         check_output_folder("")
+    with pytest.raises(ConfigError, match=r"^--output s3://bucket/run: must be a local folder"):
+        check_output_folder("s3://bucket/run")
     broken = tmp_path / "broken"
     os.symlink(tmp_path / "nowhere", broken)
     with pytest.raises(ConfigError, match="broken symbolic link"):
