@@ -51,9 +51,12 @@ def main(argv: list[str] | None = None) -> int:
     with signals.handling_sigterm():
         try:
             return _main(argv)
-        except signals.Terminated:
+        except KeyboardInterrupt:  # Ctrl+C, or SIGTERM (signals.Terminated, or Ray's copy)
             from rich.console import Console
 
+            if not signals.stop_requested():
+                Console().print("[yellow]interrupted: continue with --resume --name NAME[/]")
+                return 130
             Console().print(
                 "[yellow]stopped by SIGTERM: trials ended, state saved; continue with "
                 "--resume --name NAME[/]"
@@ -112,9 +115,6 @@ def _main(argv: list[str] | None) -> int:
     except CovidxrError as exc:
         console.print(f"[bold red]error:[/] {escape(str(exc))}")
         return 2
-    except KeyboardInterrupt:
-        console.print("[yellow]interrupted: continue with --resume --name NAME[/]")
-        return 130
     console.print(
         f"[bold]results[/] {escape(str(result.run_dir))} "
         f"({result.trials} trials, {result.wall_s:.0f}s)"

@@ -33,11 +33,14 @@ _active = False
 _searching = False
 
 
-class Terminated(BaseException):
+class Terminated(KeyboardInterrupt):
     """The study was stopped by SIGTERM; its state is saved and ``--resume`` continues it.
 
-    A `BaseException`, like `KeyboardInterrupt`: no ``except Exception`` on the way up may
-    swallow it, and ``claim`` keeps the run folder (it removes one only for a `CovidxrError`).
+    A `KeyboardInterrupt`: no ``except Exception`` on the way up swallows it, ``claim``
+    keeps the run folder (it removes one only for a `CovidxrError`), and Ray passes it on
+    from inside ``ray.wait``/``ray.get``, where its signal check turns any other exception
+    into "Exception ignored" and goes on waiting. Ray re-raises it as a plain
+    `KeyboardInterrupt`: `stop_requested` tells the two apart.
     """
 
 

@@ -18,6 +18,7 @@ from tuning.engines.ray_trial import FAILURE_MARKER
 from tuning.failures import error_line
 from tuning.leaderboard import Leaderboard
 from tuning.progress import StudyObserver
+from tuning.signals import stop_requested
 
 
 def read_error(trial: Any) -> str:
@@ -123,6 +124,11 @@ class LeaderboardCallback(Callback):
         self._changed(trial.trial_id, "retried")
 
     def on_experiment_end(self, trials: list, **info: Any) -> None:
+        if stop_requested():
+            # SIGTERM: Tune saved the running trials as running, then ended them; --resume
+            # runs them again, so their rows stay "running" instead of "early-stopped".
+            self._flush()
+            return
         # Ray skips the error callback for a trial whose retry fails before it is marked
         # running again; its final state is still known here, so no row stays "running".
         for trial in trials:
