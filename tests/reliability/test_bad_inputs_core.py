@@ -355,7 +355,10 @@ def test_a_bad_yaml_space_names_the_key(tmp_path: Path, case: str) -> None:
     space.write_text(text)
     with observe(
         "bad input (core)",
-        f"--space FILE.yaml with a {case.replace('-', ' ')}",
+        "--space FILE.yaml with "
+        + {"duplicate-key": "a key given twice", "typo-key": "a misspelt key (hihg)"}.get(
+            case, "an unknown augmentation name (rotate_deg)"
+        ),
         "refused when the space is loaded, one line naming the file, the key or parameter "
         "and its line or the closest valid name",
     ) as seen:
