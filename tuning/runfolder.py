@@ -122,7 +122,9 @@ def check_output(location: RunLocation, output: str) -> None:
         StorageError: naming ``--output``, the path or URI and what failed.
     """
     if location.uri is not None:
-        _probe_uri(output, location.uri)
+        if location.uri not in _PROBED:  # the CLI's early check, then run_study's: once
+            _probe_uri(output, location.uri)
+            _PROBED.add(location.uri)
         return
     parent = location.local.parent
     existing = parent
@@ -149,6 +151,9 @@ def check_output(location: RunLocation, output: str) -> None:
     finally:
         with contextlib.suppress(OSError):
             probe.unlink()
+
+
+_PROBED: set[str] = set()  # URIs this process has written a probe to
 
 
 def _probe_uri(output: str, uri: str) -> None:
