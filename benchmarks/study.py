@@ -1,16 +1,25 @@
-"""Trials per minute: `tuning/run.py` against a naive Ray Tune + Keras study, side by side.
+"""Trials per minute: `tuning/run.py` against two studies a user might write instead.
 
     python benchmarks/study.py [--data DIR] [--trials 6] [--epochs 2] [--json OUT]
 
-Both studies search the same space with Optuna TPE + ASHA over the same data, trial count
-and epochs, one after the other in this process tree. The naive one (benchmarks/
-_naive_study.py) starts a fresh process per trial, decodes images in every trial with
-`ImageDataGenerator` and augments with Keras's separate `Random*` layers.
+All three search the same space over the same data, trial count and epochs, one after
+the other in this process tree:
+
+- ours: `tuning/run.py` (Ray Tune, Optuna TPE + ASHA, trials side by side);
+- naive (benchmarks/_naive_study.py): Ray Tune + Optuna TPE + ASHA done the obvious way,
+  a fresh process per trial, images decoded in every trial with `ImageDataGenerator`,
+  augmentation by Keras's separate `Random*` layers;
+- optuna loop (benchmarks/_optuna_loop.py): no Ray, a plain in-process Optuna loop (TPE +
+  `SuccessiveHalvingPruner`) over the same `train()`, one trial after another with
+  TensorFlow on every core: what a user on one machine writes without Ray.
 
 Per-trial overhead = a trial's wall time (driver's view, start to finish) minus its
 training steps, counted as epochs run × the trial's steady epoch time (median of epochs
 after the first), so the first epoch's tracing/compilation counts as overhead, not as
-training. JSON keys: `speedup_trials_per_min`, `overhead_s_per_trial`.
+training. Study efficiency (ours) = the trials' steady epoch time × epochs, summed over
+trials and divided by the concurrent slots, over the search wall time (tuning/efficiency.py).
+JSON keys: `speedup_trials_per_min` (ours vs naive), `speedup_vs_optuna_loop`,
+`overhead_s_per_trial` and `study_efficiency` (both ours).
 """
 
 from __future__ import annotations
@@ -78,7 +87,10 @@ def run_ours(args: argparse.Namespace, out: Path) -> dict:
     overheads = [strict_overhead(r["wall_s"], r["curve_epoch_s"]) for r in rows]
     overheads = [o for o in overheads if o is not None]
     search = summary["search_wall_s"]
+    efficiency = summary.get("efficiency") or {}
     return {
+        "study_efficiency": efficiency.get("study_efficiency"),
+        "slots": efficiency.get("slots"),
         "wall_s": search,
         "process_wall_s": total,
         "trials": len(rows),
@@ -101,6 +113,16 @@ def run_naive(args: argparse.Namespace, out: Path) -> dict:
         "--json",
         str(result),
     ]
+    subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
+    return json.loads(result.read_text())
+
+
+def run_optuna_loop(args: argparse.Namespace, out: Path) -> dict:
+    result = out / "optuna_loop.json"
+    cmd = [
+        sys.executable, str(REPO / "benchmarks" / "_optuna_loop.py"), *same_study(args),
+        "--seed", str(args.seed), "--json", str(result),
+    ]  # fmt: skip
     subprocess.run(cmd, check=True, cwd=REPO, stdout=subprocess.DEVNULL)
     return json.loads(result.read_text())
 
@@ -132,6 +154,7 @@ def main() -> None:
         os.environ["COVIDXR_CACHE"] = str(out / "cache")  # ours starts from a cold cache too
         ours = run_ours(args, out)
         naive = run_naive(args, out)
+        loop = run_optuna_loop(args, out)
 
     result = {
         "setup": {
@@ -141,9 +164,13 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "ours": ours,
         "naive": naive,
+        "optuna_loop": {k: v for k, v in loop.items() if k != "trials_detail"},
         "speedup_trials_per_min": ours["trials_per_min"] / naive["trials_per_min"],
+        "speedup_vs_optuna_loop": ours["trials_per_min"] / loop["trials_per_min"],
         "overhead_s_per_trial": ours["overhead_s_per_trial"],
+        "study_efficiency": ours["study_efficiency"],
         "naive_overhead_s_per_trial": naive["overhead_s_per_trial"],
+        "optuna_loop_overhead_s_per_trial": loop["overhead_s_per_trial"],
     }
     table = Table(
         title=f"study throughput: {args.trials} trials × {args.epochs} epochs, {args.image_size}px, {os.cpu_count()} CPUs"
@@ -151,17 +178,32 @@ def main() -> None:
     table.add_column("")
     table.add_column("tuning/run.py", justify="right")
     table.add_column("naive Ray Tune + Keras", justify="right")
-    table.add_column("ratio", justify="right")
+    table.add_column("plain Optuna loop", justify="right")
+    table.add_column("ours / naive", justify="right")
+    table.add_column("ours / loop", justify="right")
+
+    def cell(value: float | None) -> str:
+        return "–" if value is None else f"{value:.2f}"
+
+    def ratio(a: float | None, b: float | None) -> str:
+        return f"{a / b:.2f}×" if a is not None and b else "–"
+
     for key, label in (
         ("wall_s", "search wall (s)"),
+        ("process_wall_s", "whole process (s)"),
         ("trials_per_min", "trials / min"),
         ("trial_wall_s", "mean trial wall (s)"),
         ("overhead_s_per_trial", "overhead / trial (s)"),
     ):
-        a, b = ours[key], naive[key]
-        table.add_row(label, f"{a:.2f}", f"{b:.2f}", f"{a / b:.2f}×" if b else "–")
+        a, b, c = ours.get(key), naive.get(key), loop.get(key)
+        table.add_row(label, cell(a), cell(b), cell(c), ratio(a, b), ratio(a, c))
+    table.add_row("study efficiency", cell(ours["study_efficiency"]), "", "", "", "")
     Console().print(table)
-    print(f"speedup_trials_per_min = {result['speedup_trials_per_min']:.2f}")
+    for key in (
+        "speedup_trials_per_min", "speedup_vs_optuna_loop", "overhead_s_per_trial",
+        "study_efficiency",
+    ):  # fmt: skip
+        print(f"{key} = {cell(result[key])}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
+from tuning.efficiency import capacity_slots, study_efficiency
 from tuning.leaderboard import stop_counts
 from tuning.reporting.html import (
     Html,
@@ -150,6 +151,7 @@ def _budget_part(ctx: Context) -> Markup:
             else "none (--retrain-seeds 0): no test-split comparison",
         ),
         ("wall time", duration(run.summary.wall_s if run.summary else None)),
+        ("study efficiency", _efficiency_text(ctx)),
     ]
     nodes = hardware.nodes if hardware and hardware.nodes is not None else "?"
     hw: list[tuple[Html, Html]] = [
@@ -166,6 +168,27 @@ def _budget_part(ctx: Context) -> Markup:
         hw.append(("note", run.notes["summary"] + " (the study did not finish?)"))
     out.append(grid([key_values(budget), key_values(hw)]))
     return join(out)
+
+
+def _efficiency_text(ctx: Context) -> str:
+    """Training time over search time (tuning.efficiency), and the overhead per trial."""
+    run, spec = ctx.run, ctx.run.spec
+    assert spec is not None
+    hardware = run.summary.hardware if run.summary else None
+    if spec.engine == "ray":
+        hw = {"cpus": hardware.cpus or 0, "gpus": hardware.gpus or 0} if hardware else None
+        slots = capacity_slots(spec.cpus_per_trial, spec.gpus_per_trial, spec.max_concurrent, hw)
+    else:
+        slots = 1  # KerasTuner runs one trial at a time, in the driver
+    found = study_efficiency(run.rows, run.summary.search_wall_s if run.summary else None, slots)
+    if found["study_efficiency"] is None:
+        return "not known (needs trials with two or more epochs and the search wall time)"
+    return (
+        f"{found['study_efficiency']:.2f}: training {found['compute_s']:.1f} s per slot "
+        f"({slots} slot(s)) of a {found['search_wall_s']:.1f} s search; overhead "
+        f"{found['overhead_s_per_trial']:.1f} s per trial (wall minus epochs x steady "
+        f"epoch time; {found['trials_counted']} trials with 2+ epochs)"
+    )
 
 
 def study(ctx: Context) -> Markup:
