@@ -83,8 +83,17 @@ def out_of_space(folder: str | os.PathLike[str]) -> Iterator[None]:
         code = no_space(exc)
         if code is None:
             raise
-        path = getattr(exc, "filename", None) or folder
-        raise DiskFull(path, code) from exc
+        named = getattr(exc, "filename", None)
+        hint = (
+            None
+            if named
+            else (
+                "the failing write named no file: if that disk has room, look at the others the "
+                "run writes to (Ray's temp folder, --cache-dir); free some space, then continue "
+                "with --resume"
+            )
+        )
+        raise DiskFull(named or folder, code, hint) from exc
 
 
 @contextlib.contextmanager
