@@ -161,14 +161,14 @@ def _decoded(layout: DataLayout, config: DataConfig) -> tuple[_cache.CacheEntry,
         except FileNotFoundError:
             pass
         except NotADirectoryError as exc:  # a file where a cache folder should be
-            return _in_memory(layout, config, key, fp_path, final.parent, exc)
+            return _in_memory(layout, config, key, fp_path, root, exc)
         except _cache.CacheInvalid as exc:
             notes.append(f"cache entry {final} was invalid ({exc}): rebuilt it")
             _cache.discard(final)
         try:
             temp = _cache.new_temp_dir(final)
         except OSError as exc:
-            return _in_memory(layout, config, key, fp_path, final.parent, exc)
+            return _in_memory(layout, config, key, fp_path, root, exc)
         try:
             manifest = _build(
                 _cache_array(temp, _shape(layout, config)), key, layout, config, fp_path
@@ -179,7 +179,7 @@ def _decoded(layout: DataLayout, config: DataConfig) -> tuple[_cache.CacheEntry,
             shutil.rmtree(temp, ignore_errors=True)
             if not _unwritable(exc):
                 raise
-            return _in_memory(layout, config, key, fp_path, final.parent, exc)
+            return _in_memory(layout, config, key, fp_path, root, exc)
         except BaseException:
             shutil.rmtree(temp, ignore_errors=True)
             raise
