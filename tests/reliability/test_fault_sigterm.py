@@ -1,12 +1,13 @@
-"""SIGTERM to the driver, as a cluster scheduler or ``ray job stop`` sends it; then a data
-folder that changed before ``--resume``.
+"""SIGTERM to the driver, as a cluster scheduler or ``ray job stop`` sends it; and a data
+folder that changes while the study runs.
 
 A real `tuning/run.py` process on a small real image folder and a real local Ray: the
-driver alone gets SIGTERM after a trial finished. It must stop its trials, save its state
-(leaderboard, Optuna study, Ray Tune's experiment state) and exit 143 without a traceback.
-An image is then added and one deleted: ``--resume`` refuses, naming the folder and the
-files; ``--resume --data-changed ok`` finishes the study with every finished trial kept
-once and no Optuna trial RUNNING. One study serves both faults (a study costs a minute).
+driver alone gets SIGTERM after a trial finished, just after an image was added to its
+data folder and one deleted. It must stop its trials, save its state (leaderboard, Optuna
+study, Ray Tune's experiment state) and exit 143 without a traceback. ``--resume`` then
+refuses, naming the folder and the files; ``--resume --data-changed ok`` finishes the
+study with every finished trial kept once and no Optuna trial RUNNING. One study serves
+both faults (a study costs a minute).
 """
 
 from __future__ import annotations
@@ -61,6 +62,11 @@ def test_sigterm_stops_cleanly_then_a_changed_data_folder_is_refused(tmp_path: P
             proc, log, timeout=400,
         )  # fmt: skip
         finished_before = {r["trial_id"]: r["finished_at"] for r in done}
+        # The data folder changes under the running study (after it was decoded): the
+        # study goes on with its decoded snapshot; --resume below must notice.
+        (data / "train" / "corona" / "corona-000.png").unlink()
+        (data / "train" / "normal" / "normal-new.png").write_bytes(image_bytes(99_999))
+        time.sleep(1.0)
         t0 = time.monotonic()
         proc.send_signal(signal.SIGTERM)  # the driver only: what a scheduler signals
         code, out = finish(proc, log, timeout=120)
@@ -91,12 +97,10 @@ def test_sigterm_stops_cleanly_then_a_changed_data_folder_is_refused(tmp_path: P
 
     with observe(
         "data",
-        "the data folder changed before --resume (1 image added, 1 deleted)",
+        "the data folder changed while the study ran (1 image added, 1 deleted), then --resume",
         "--resume exits 2 naming the folder, the counts and the files, before any trial; "
         "--resume --data-changed ok goes on and says so",
     ) as seen_data:
-        (data / "train" / "corona" / "corona-000.png").unlink()
-        (data / "train" / "normal" / "normal-new.png").write_bytes(image_bytes(99_999))
         t_ref = time.monotonic()
         log_ref = tmp_path / "refused.log"
         code_ref, out_ref = finish(start(log_ref, *args, "--resume"), log_ref, timeout=120)
