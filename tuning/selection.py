@@ -27,11 +27,13 @@ Feasibility
 The pick
     Only feasible candidates are picked from. ``max NAME with ...`` (or ``min``): among
     those that also satisfy the ``with`` conditions, the best ``NAME``, ties to the best
-    on the objectives in order, then the earlier trial. ``knee`` (the default): on the
-    feasible front, each objective is scaled to [0, 1] by min-max over the front with 1
-    the best end (an objective that does not vary there counts 1 for all); the knee is
-    the point nearest to the utopia point (1, ..., 1) in Euclidean distance, ties to the
-    earlier trial. With one objective the knee is simply the best trial.
+    on the objectives in order, then the earlier trial. ``knee`` (the default): each
+    objective is scaled to [0, 1] by min-max over the feasible candidates, 1 the best end
+    (an objective that does not vary counts 1 for all); the knee is the point of the
+    feasible front nearest to the utopia point (1, ..., 1) in Euclidean distance, ties to
+    the earlier trial. Scaling over the candidates rather than the front alone keeps a
+    two-point front from being a tie by construction. With one objective the knee is
+    simply the best trial.
 """
 
 from __future__ import annotations
@@ -255,7 +257,8 @@ class PickRule:
                 return f"the best {objectives[0]} among feasible trials (the knee of a one-objective front)"
             return (
                 "the knee of the feasible Pareto front: each objective min-max scaled over the "
-                "front (1 = best), the point nearest to the utopia point (1, ..., 1)"
+                "feasible trials (1 = best), the front point nearest to the utopia point "
+                "(1, ..., 1)"
             )
         return f"{self}, among feasible trials"
 
@@ -314,13 +317,15 @@ def pareto_front(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objecti
 
 
 def knee(rows: Sequence[Mapping[str, Any]], objectives: Sequence[Objective]) -> int | None:
-    """Index of the knee of ``rows``'s front (module docstring), None without candidates."""
+    """Index of the knee of ``rows``'s front, scaled over all ``rows`` (module docstring);
+    None without candidates."""
     front = set(pareto_front(rows, objectives))
-    points = [(i, p) for i, p in _points(rows, objectives) if i in front]
+    every = _points(rows, objectives)
+    points = [(i, p) for i, p in every if i in front]
     if not points:
         return None
-    lows = [min(p[d] for _, p in points) for d in range(len(objectives))]
-    highs = [max(p[d] for _, p in points) for d in range(len(objectives))]
+    lows = [min(p[d] for _, p in every) for d in range(len(objectives))]
+    highs = [max(p[d] for _, p in every) for d in range(len(objectives))]
 
     def distance(p: tuple[float, ...]) -> float:
         scaled = [
