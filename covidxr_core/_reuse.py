@@ -5,15 +5,16 @@ seconds on a CPU, several times the training of a small trial. A Ray worker that
 trial after trial (``reuse_actors``) would pay it every time. What changes a traced step
 is its shapes and its constants; everything else a search varies is a variable of the
 model or optimizer (`covidxr_core.model`: the learning rate and its decay, the dropout
-rate, the L2 factor). So a worker keeps one compiled model per *program key*, and a new
+rate, the L2 factor; `covidxr_core.augment`: the augmentation ranges). So a worker keeps one compiled model per *program key*, and a new
 trial with the same key gets that model with the state of a model built from scratch
 copied in: weights, seed-generator states, the knobs and the optimizer's slots, all drawn
 from the trial's own seed. The training that follows is the one a fresh model would do.
 
 The key is every field that shapes the program: widths, kernel and pool size, hidden
 units, batch norm, image size, channels, classes, optimizer kind, SGD momentum (a Python
-constant inside Keras' SGD step), the augmentation ranges (constants of the warp), the
-batch size, the precision policy and the backend.
+constant inside Keras' SGD step), whether the augmentation warps at all and its fill mode
+(its ranges are a variable of the layer), the batch size, the precision policy and the
+backend.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ def program_key(
     fields = dataclasses.asdict(config)
     for name in KNOB_FIELDS:
         fields.pop(name)
+    # The augmentation's ranges are a variable of its layer; whether it warps at all and
+    # how it fills the border are part of the program.
+    augment = config.augment
+    fields["augment"] = {
+        "warps": augment.enabled and not augment.is_identity,
+        "fill_mode": augment.fill_mode,
+    }
     if config.optimizer != "sgd":
         fields.pop("momentum")  # read by SGD only
     return (backend, precision, int(batch_size), _freeze(fields))
@@ -124,6 +132,13 @@ def _copy_state(source: keras.Model, target: keras.Model) -> None:
             raise ValueError(f"{src.path} and {dst.path} differ in shape or dtype")
     for src, dst in pairs:
         dst.assign(src.value)
+    # Python-side settings that mirror a variable, so the kept model describes (and
+    # saves) the configuration it now trains.
+    from covidxr_core.augment import AffineAugment
+
+    for src_layer, dst_layer in zip(source.layers, target.layers, strict=True):
+        if isinstance(src_layer, AffineAugment) and isinstance(dst_layer, AffineAugment):
+            dst_layer.config = src_layer.config
     target.stop_training = False
 
 

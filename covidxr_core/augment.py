@@ -177,7 +177,26 @@ def compose_affine(
     return ops.stack([a00, a01, a2, a10, a11, b2, zeros, zeros], axis=1)
 
 
-def affine_matrices(batch: Any, height: int, width: int, config: AugmentConfig, seed: Any) -> Any:
+# The ranges a search may vary, in the order `AffineAugment` stores them in one variable.
+RANGE_FIELDS = (
+    "rotation_deg",
+    "zoom",
+    "shear_deg",
+    "width_shift",
+    "height_shift",
+    "horizontal_flip",
+    "vertical_flip",
+)
+
+
+def affine_matrices(
+    batch: Any,
+    height: int,
+    width: int,
+    config: AugmentConfig,
+    seed: Any,
+    ranges: Any = None,
+) -> Any:
     """Draw one random affine matrix per image with the ranges in ``config``.
 
     All parameters come from a single ``keras.random.uniform`` call, so an integer seed
@@ -189,30 +208,35 @@ def affine_matrices(batch: Any, height: int, width: int, config: AugmentConfig, 
         width: Image width in pixels.
         config: The augmentation ranges.
         seed: An int, or a ``keras.random.SeedGenerator`` (what a layer passes).
+        ranges: Optional length-7 tensor of the `RANGE_FIELDS` values (flips as 0 or 1)
+            used instead of ``config``'s, so they can be variables of a traced step.
 
     Returns:
         A float32 tensor of shape ``(batch, 8)`` in affine_transform's convention.
     """
     u = keras.random.uniform((batch, 8), minval=0.0, maxval=1.0, dtype="float32", seed=seed)
+    if ranges is None:
+        ranges = [float(getattr(config, name)) for name in RANGE_FIELDS]
+    rotation, zoom, shear, w_shift, h_shift, h_flip, v_flip = (ranges[i] for i in range(7))
 
-    def spread(column: int, half_range: float) -> Any:
+    def spread(column: int, half_range: Any) -> Any:
         # Uniform on [-half_range, half_range].
         return (2.0 * u[:, column] - 1.0) * half_range
 
-    def coin(column: int, enabled: bool) -> Any:
-        return keras.ops.cast(u[:, column] < 0.5, "float32") * (1.0 if enabled else 0.0)
+    def coin(column: int, enabled: Any) -> Any:
+        return keras.ops.cast(u[:, column] < 0.5, "float32") * enabled
 
     return compose_affine(
         height,
         width,
-        angle_deg=spread(0, config.rotation_deg),
-        zoom_x=1.0 + spread(1, config.zoom),
-        zoom_y=1.0 + spread(2, config.zoom),
-        shear_deg=spread(3, config.shear_deg),
-        shift_x=spread(4, config.width_shift * width),
-        shift_y=spread(5, config.height_shift * height),
-        flip_x=coin(6, config.horizontal_flip),
-        flip_y=coin(7, config.vertical_flip),
+        angle_deg=spread(0, rotation),
+        zoom_x=1.0 + spread(1, zoom),
+        zoom_y=1.0 + spread(2, zoom),
+        shear_deg=spread(3, shear),
+        shift_x=spread(4, w_shift * width),
+        shift_y=spread(5, h_shift * height),
+        flip_x=coin(6, h_flip),
+        flip_y=coin(7, v_flip),
     )
 
 
@@ -243,6 +267,19 @@ class AffineAugment(keras.layers.Layer):
         self.config = config
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
+        # The ranges are a variable, not constants of the traced step, so a worker that
+        # reuses a compiled model (covidxr_core._reuse) trains other ranges by assignment.
+        # Whether the warp runs at all (`is_identity`, `enabled`) and the fill mode stay
+        # part of the program.
+        self.ranges = self.add_weight(
+            shape=(len(RANGE_FIELDS),),
+            initializer=keras.initializers.Constant(
+                [float(getattr(config, name)) for name in RANGE_FIELDS]
+            ),
+            trainable=False,
+            name="ranges",
+            dtype="float32",
+        )
         # TensorFlow's transform kernel has no XLA lowering, so a TF model holding this layer
         # must not be XLA-compiled ("auto" would pick XLA on a GPU). On JAX the warp is plain
         # jnp code and must stay jittable: a False here would make Keras run JAX eagerly.
@@ -253,7 +290,9 @@ class AffineAugment(keras.layers.Layer):
             return inputs
         height, width = int(inputs.shape[1]), int(inputs.shape[2])
         batch = keras.ops.shape(inputs)[0]
-        transforms = affine_matrices(batch, height, width, self.config, self.seed_generator)
+        transforms = affine_matrices(
+            batch, height, width, self.config, self.seed_generator, ranges=self.ranges
+        )
         return keras.ops.image.affine_transform(
             inputs,
             transforms,
@@ -265,8 +304,25 @@ class AffineAugment(keras.layers.Layer):
     def compute_output_shape(self, input_shape: tuple[int | None, ...]) -> tuple[int | None, ...]:
         return input_shape
 
+    def current_config(self) -> AugmentConfig:
+        """The configuration with the ranges the variable holds now."""
+        values = keras.ops.convert_to_numpy(self.ranges).tolist()
+        current = dict(zip(RANGE_FIELDS, values, strict=True))
+        for flag in ("horizontal_flip", "vertical_flip"):
+            current[flag] = bool(current[flag] >= 0.5)
+        return dataclasses.replace(self.config, **current)
+
     def get_config(self) -> dict[str, Any]:
+        # `config` is kept in step with the variable by whoever assigns it (_reuse does),
+        # and is exact where the float32 variable is not.
         return {**super().get_config(), "config": self.config.to_dict(), "seed": self.seed}
 
 
-__all__ = ["FILL_MODES", "AffineAugment", "AugmentConfig", "affine_matrices", "compose_affine"]
+__all__ = [
+    "FILL_MODES",
+    "RANGE_FIELDS",
+    "AffineAugment",
+    "AugmentConfig",
+    "affine_matrices",
+    "compose_affine",
+]

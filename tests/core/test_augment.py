@@ -205,3 +205,27 @@ def test_invalid_ranges_name_field_rule_and_value(field: str, value: object, wor
 def test_from_dict_rejects_unknown_fields() -> None:
     with pytest.raises(ConfigError, match="unknown field"):
         AugmentConfig.from_dict({"rotation": 3.0})
+
+
+def test_ranges_are_a_variable_that_drives_the_warp() -> None:
+    """Assigning the layer's range variable changes the warp without a new layer."""
+    import numpy as np
+
+    from covidxr_core.augment import RANGE_FIELDS, AffineAugment, AugmentConfig
+
+    layer = AffineAugment(AugmentConfig(rotation_deg=0.0, zoom=0.0, shear_deg=0.0,
+                                        width_shift=0.0, height_shift=0.0,
+                                        horizontal_flip=False, vertical_flip=False), seed=1)  # fmt: skip
+    images = np.random.default_rng(0).random((4, 16, 16, 1)).astype("float32")
+    # all-zero ranges: not the identity config (so the warp runs) only once assigned;
+    # an all-zero warp samples every pixel at its own place
+    warped = np.asarray(layer(images, training=True))
+    np.testing.assert_allclose(warped, images)
+    layer.config = AugmentConfig()  # recipe ranges: the warp runs
+    layer.ranges.assign([0.0] * len(RANGE_FIELDS))
+    np.testing.assert_allclose(np.asarray(layer(images, training=True)), images, atol=1e-5)
+    layer.ranges.assign([0.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0])  # horizontal flips only
+    flipped = np.asarray(layer(images, training=True))
+    for got, image in zip(flipped, images, strict=True):
+        assert np.allclose(got, image, atol=1e-5) or np.allclose(got, image[:, ::-1], atol=1e-5)
+    assert layer.current_config().horizontal_flip and not layer.current_config().vertical_flip

@@ -24,8 +24,8 @@ from covidxr_core.model import ModelConfig
 PROBE = Path(__file__).with_name("_reuse_probe.py")
 ARCH = {"widths": [4, 8, 16], "optimizer": "adam"}
 FIRST = {"seed": 1, "model": {**ARCH, "learning_rate": 0.01, "dropout": 0.2, "l2": 1e-4, "lr_decay": 0.0}}  # fmt: skip
-# Every knob differs from FIRST: learning rate, its decay, dropout and L2.
-SECOND = {"seed": 2, "model": {**ARCH, "learning_rate": 0.003, "dropout": 0.4, "l2": 1e-3, "lr_decay": 0.5}}  # fmt: skip
+# Every knob differs from FIRST: learning rate, its decay, dropout, L2, augmentation.
+SECOND = {"seed": 2, "model": {**ARCH, "learning_rate": 0.003, "dropout": 0.4, "l2": 1e-3, "lr_decay": 0.5, "augment": {"rotation_deg": 5.0, "zoom": 0.1, "vertical_flip": False}}}  # fmt: skip
 
 
 def probe(runs: list[dict[str, Any]], backend: str) -> list[dict[str, Any]]:
@@ -73,6 +73,8 @@ def test_program_key_ignores_knobs_and_keeps_shapes() -> None:
     key = program_key(base, 32, "fp32", "tensorflow")
     knobs = dataclasses.replace(base, learning_rate=0.1, lr_decay=0.0, dropout=0.1, l2=0.0)
     assert program_key(knobs, 32, "fp32", "tensorflow") == key
+    ranges = dataclasses.replace(base.augment, rotation_deg=3.0, zoom=0.0, vertical_flip=False)
+    assert program_key(dataclasses.replace(base, augment=ranges), 32, "fp32", "tensorflow") == key
     # momentum is read by SGD only
     assert program_key(dataclasses.replace(base, momentum=0.5), 32, "fp32", "tensorflow") == key
     shaped = [
@@ -80,7 +82,8 @@ def test_program_key_ignores_knobs_and_keeps_shapes() -> None:
         dataclasses.replace(base, optimizer="adagrad"),
         dataclasses.replace(base, image_size=96),
         dataclasses.replace(base, batch_norm=not base.batch_norm),
-        dataclasses.replace(base, augment=dataclasses.replace(base.augment, vertical_flip=False)),
+        dataclasses.replace(base, augment=dataclasses.replace(base.augment, enabled=False)),
+        dataclasses.replace(base, augment=dataclasses.replace(base.augment, fill_mode="reflect")),
     ]
     for config in shaped:
         assert program_key(config, 32, "fp32", "tensorflow") != key
