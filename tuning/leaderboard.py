@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,8 @@ import pyarrow.parquet as pq
 from covidxr_core.atomic import replacing
 from covidxr_core.numbers import finite
 from tuning.objective import best, is_better
+from tuning.selection import Constraint, Objective, PickRule, Selection
+from tuning.selection import select as select_rows
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -30,6 +32,9 @@ if TYPE_CHECKING:
 LEADERBOARD_FILE = "leaderboard.parquet"
 VAL_METRICS = ("val_auc", "val_loss", "val_accuracy", "val_sensitivity", "val_specificity")
 CURVES = ("val_auc", "val_loss", "train_loss", "epoch_s")
+# With --cv: each fold's final value and its per-epoch curve, per metric.
+FOLD_METRICS = ("val_auc", "val_loss", "val_sensitivity", "val_specificity")
+FOLD_CURVES = ("val_auc", "val_loss")
 STOP_REASONS = ("completed", "early-stopped", "failed", "running")
 _ARROW_OF = {"float": pa.float64(), "int": pa.int64(), "categorical": None}
 
@@ -72,7 +77,17 @@ class TrialRow:
     cpus: float | None = None
     retries: int = 0
     rerun_reason: str | None = None  # why the engine ran this trial again, if it did
+    model_params: int | None = None  # the model's parameter count (objective "params")
+    latency_ms: float | None = None  # CPU inference of one image, median of a few calls
+    cv_folds: int | None = None  # K with --cv: the val_* values are means over K folds
+    val_auc_std: float | None = None  # with --cv: standard deviation over folds
+    pareto: bool | None = None  # on the Pareto front of the study's objectives
+    feasible: bool | None = None  # meets every --constraint
     curves: dict[str, list[float | None]] = field(default_factory=lambda: {c: [] for c in CURVES})
+    # With --cv: metric -> each fold's value at the last epoch (FOLD_METRICS) ...
+    folds: dict[str, list[float | None]] = field(default_factory=dict)
+    # ... and metric -> each fold's per-epoch curve (FOLD_CURVES).
+    fold_curves: dict[str, list[list[float | None]]] = field(default_factory=dict)
 
     @property
     def reason(self) -> str:
@@ -101,6 +116,13 @@ class TrialRow:
         record = {name: getattr(self, name) for name in _SCALARS}
         record.update({param_column(p): self.params.get(p) for p in param_names})
         record.update({f"curve_{c}": list(self.curve(c)) for c in CURVES})
+        record.update({f"fold_{m}": list(self.folds.get(m) or []) for m in FOLD_METRICS})
+        record.update(
+            {
+                f"fold_curves_{c}": [list(k) for k in self.fold_curves.get(c) or []]
+                for c in FOLD_CURVES
+            }
+        )
         return record
 
     @classmethod
@@ -117,10 +139,30 @@ class TrialRow:
             if k.startswith("param_") and v is not None
         }
         row.curves = {c: list(record.get(f"curve_{c}") or []) for c in CURVES}
+        row.folds = {m: list(v) for m in FOLD_METRICS if (v := record.get(f"fold_{m}"))}
+        row.fold_curves = {
+            c: [list(k) for k in v] for c in FOLD_CURVES if (v := record.get(f"fold_curves_{c}"))
+        }
         return row
 
 
-_SCALARS = tuple(f.name for f in dataclasses.fields(TrialRow) if f.name not in ("params", "curves"))
+_SCALARS = tuple(
+    f.name
+    for f in dataclasses.fields(TrialRow)
+    if f.name not in ("params", "curves", "folds", "fold_curves")
+)
+
+
+def _selection_record(row: TrialRow) -> dict[str, Any]:
+    """A row as `tuning.selection` reads it: its scalar columns and its parameters."""
+    record: dict[str, Any] = {name: getattr(row, name) for name in _SCALARS}
+    record["params"] = dict(row.params)
+    return record
+
+
+def selection_records(rows: Iterable[TrialRow]) -> list[dict[str, Any]]:
+    """Rows as `tuning.selection` and the Pareto chart read them."""
+    return [_selection_record(r) for r in rows]
 
 
 def leaderboard_schema(space: SearchSpace) -> pa.Schema:
@@ -161,8 +203,16 @@ def leaderboard_schema(space: SearchSpace) -> pa.Schema:
         pa.field("cpus", pa.float64()),
         pa.field("retries", pa.int64()),
         pa.field("rerun_reason", pa.string()),
+        pa.field("model_params", pa.int64()),
+        pa.field("latency_ms", pa.float64()),
+        pa.field("cv_folds", pa.int64()),
+        pa.field("val_auc_std", pa.float64()),
+        pa.field("pareto", pa.bool_()),
+        pa.field("feasible", pa.bool_()),
     ]
     fields += [pa.field(f"curve_{c}", pa.list_(pa.float64())) for c in CURVES]
+    fields += [pa.field(f"fold_{m}", pa.list_(pa.float64())) for m in FOLD_METRICS]
+    fields += [pa.field(f"fold_curves_{c}", pa.list_(pa.list_(pa.float64()))) for c in FOLD_CURVES]
     return pa.schema(fields)
 
 
@@ -211,6 +261,7 @@ class Leaderboard:
         self.max_epochs = max_epochs
         self.rows: dict[str, TrialRow] = {}
         self.search_wall_s: float | None = None  # set when the search ends
+        self.selection: Selection | None = None  # set by `select`
         if path.exists():
             for row in read_rows(path):
                 self.rows[row.trial_id] = row
@@ -231,6 +282,7 @@ class Leaderboard:
         row.status, row.stop_reason, row.gpu_fraction, row.cpus = "RUNNING", "running", gpus, cpus
         # A retried trial starts over: its curves restart with it.
         row.curves = {c: [] for c in CURVES}
+        row.folds, row.fold_curves = {}, {}
 
     def result(self, trial_id: str, result: Mapping[str, Any]) -> None:
         """One epoch's report: ``epoch``, the ``val_*`` metrics, timings and where it ran."""
@@ -244,6 +296,22 @@ class Leaderboard:
         row.node_id = result.get("node_id", row.node_id)
         row.node_ip = result.get("node_ip", row.node_ip)
         row.pid = result.get("pid", row.pid)
+        if result.get("model_params") is not None:
+            row.model_params = int(result["model_params"])
+        if result.get("latency_ms") is not None:
+            row.latency_ms = finite(result.get("latency_ms"))
+        k = result.get("cv_folds")
+        if k:
+            k = int(k)
+            row.cv_folds = k
+            row.val_auc_std = finite(result.get("val_auc_std"))
+            for m in FOLD_METRICS:
+                row.folds[m] = [finite(result.get(f"{m}_fold_{i}")) for i in range(k)]
+            for c in FOLD_CURVES:
+                curves = row.fold_curves.get(c) or [[] for _ in range(k)]
+                row.fold_curves[c] = [
+                    [*curves[i], finite(result.get(f"{c}_fold_{i}"))] for i in range(k)
+                ]
         value = finite(result.get(self.metric))
         if is_better(value, row.best_metric, self.mode):
             row.best_metric = value
@@ -278,8 +346,47 @@ class Leaderboard:
         return trial_id in self.rows and self.rows[trial_id].finished
 
     def winner(self) -> TrialRow | None:
-        """`best_trial` of this board."""
+        """`best_trial` of this board, or the selection's pick once `select` has run."""
+        if self.selection is not None:
+            pick = self.selection.winner
+            return self.rows.get(pick) if pick is not None else None
         return best_trial(self.rows.values(), self.metric, self.mode)
+
+    def select(
+        self,
+        objectives: Sequence[Objective],
+        constraints: Sequence[Constraint] = (),
+        rule: PickRule | None = None,
+    ) -> Selection:
+        """Marks each row's ``pareto`` and ``feasible`` flags and picks the winner.
+
+        The front and the flags cover every trial that finished with values
+        (``TERMINATED``); the pick, like `best_trial`, is made among the trials that ran
+        the full budget if any did (an early epoch's score is not what the retrain gives),
+        and among feasible ones only (`tuning.selection.select`). `winner` then returns
+        the pick, or None where no trial is feasible.
+        """
+        done = [r for r in self.rows.values() if r.status == "TERMINATED"]
+        records = [_selection_record(r) for r in done]
+        flags = select_rows(records, objectives, constraints, rule)
+        for row in self.rows.values():
+            row.pareto = row.trial_id in flags.front if row.status == "TERMINATED" else None
+            row.feasible = row.trial_id in flags.feasible if row.status == "TERMINATED" else None
+        completed = [
+            rec for rec, r in zip(records, done, strict=True) if r.stop_reason == "completed"
+        ]
+        pool = (
+            completed
+            if any(r.trial_id in flags.feasible for r in done if r.stop_reason == "completed")
+            else records
+        )
+        picked = select_rows(pool, objectives, constraints, rule)
+        self.selection = dataclasses.replace(
+            flags,
+            winner=picked.winner,
+            notes=picked.notes if picked.winner is None else flags.notes,
+        )
+        return self.selection
 
     def table(self) -> pa.Table:
         names = self.space.names
@@ -297,6 +404,8 @@ class Leaderboard:
 
 __all__ = [
     "CURVES",
+    "FOLD_CURVES",
+    "FOLD_METRICS",
     "LEADERBOARD_FILE",
     "STOP_REASONS",
     "VAL_METRICS",
@@ -306,5 +415,6 @@ __all__ = [
     "leaderboard_schema",
     "param_column",
     "read_rows",
+    "selection_records",
     "stop_counts",
 ]

@@ -305,8 +305,9 @@ def retrain(
     """
     winner = board.winner()
     if winner is None:
-        observer.warning("no trial finished: nothing to retrain")
-        return None
+        if board.selection is None or not board.selection.notes:
+            observer.warning("no trial finished: nothing to retrain")
+        return None  # else the selection has said why (no trial is feasible)
     configs = {"best": space.apply(winner.params, configs["baseline"]), **configs}
     roles = [r for r in ROLES if r in configs]
     seeds = [spec.seed + i for i in range(spec.retrain_seeds)]

@@ -350,6 +350,20 @@ class Selection:
     winner: str | None
     notes: tuple[str, ...] = field(default=())
 
+    def to_dict(self) -> dict[str, Any]:
+        """What ``selection.json`` holds (the report reads it back)."""
+        return {
+            "objectives": [str(o) for o in self.objectives],
+            "constraints": [str(c) for c in self.constraints],
+            "pick": str(self.rule),
+            "pick_rule": self.rule.describe(self.objectives),
+            "candidates": list(self.candidates),
+            "front": list(self.front),
+            "feasible": list(self.feasible),
+            "winner": self.winner,
+            "notes": list(self.notes),
+        }
+
     def flags(self, trial_id: str) -> dict[str, bool]:
         """The leaderboard's ``pareto`` and ``feasible`` flags for one trial."""
         return {"pareto": trial_id in self.front, "feasible": trial_id in self.feasible}

@@ -173,6 +173,35 @@ class StudySpec:
         "stop before any trial if an image is duplicated across splits (find_duplicates), "
         "naming the pairs; without it the pairs are a warning",
     )
+    cv: int = option(
+        0,
+        "cross-validate every trial on K stratified folds of train + validation pooled "
+        "(duplicates and groups kept in one fold; test untouched); 0: off",
+        minimum=0,
+        metavar="K",
+    )
+    objectives: str | None = option(
+        None,
+        "several objectives, NAME:max|min comma-separated, from val_auc, val_sensitivity, "
+        "val_specificity, params, latency_ms (e.g. val_auc:max,params:min); Optuna's "
+        "multi-objective TPE searches their Pareto front (default: --metric alone)",
+        metavar="LIST",
+    )
+    constraint: tuple[str, ...] = option(
+        (),
+        "a constraint NAME OP NUMBER (OP >=, <=, >, <), e.g. val_sensitivity>=0.9; given to "
+        "Optuna's constraints_func, and the winner is picked among trials meeting all; "
+        "repeatable",
+        metavar="COND",
+        repeat=True,
+    )
+    pick: str | None = option(
+        None,
+        "which trial is retrained: 'max|min NAME [with COND [and COND]]' (e.g. "
+        "'max val_auc with params <= 200000') or knee (default: the knee of the Pareto "
+        "front; with one objective, its best)",
+        metavar="RULE",
+    )
     mlflow: str | None = option(
         None,
         "log to MLflow: the study as a parent run, each trial and retrained model as a child "
@@ -185,6 +214,7 @@ class StudySpec:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "external", tuple(self.external))
+        object.__setattr__(self, "constraint", tuple(self.constraint))
         for f in dataclasses.fields(self):
             _check(f, getattr(self, f.name))
         smallest = MIN_IMAGE_SIZE
@@ -211,6 +241,22 @@ class StudySpec:
             raise SpecError("external", f"external set names must differ, but got {names}")
         if self.positive_class is not None and not self.positive_class.strip():
             raise SpecError("positive_class", "positive_class must name a class folder, but got ''")
+        _check_selection(self)
+
+    def objective_list(self) -> tuple[Any, ...]:
+        """The study's objectives (`tuning.selection.Objective`): ``--objectives``, else
+        ``--metric`` alone."""
+        from tuning.selection import Objective, parse_objectives
+
+        if self.objectives is None:
+            return (Objective(self.metric, self.mode),)
+        return parse_objectives(self.objectives)
+
+    @property
+    def selecting(self) -> bool:
+        """Whether the pick is the selection rule's (objectives, constraints or --pick set),
+        rather than the single metric's best full-budget trial."""
+        return bool(self.objectives or self.constraint or self.pick)
 
     def external_sets(self) -> dict[str, str]:
         """``{NAME: DIR}`` of the external validation sets, in the order given."""
@@ -232,6 +278,52 @@ class StudySpec:
 
 
 _HINTS = typing.get_type_hints(StudySpec)
+
+
+def _check_selection(spec: StudySpec) -> None:
+    """--cv, --objectives, --constraint and --pick, checked before anything heavy."""
+    from tuning.selection import parse_constraint, parse_objectives, parse_pick
+
+    if spec.cv == 1:
+        raise SpecError("cv", "cv must be 0 (off) or >= 2 folds, but got 1")
+    if spec.cv and spec.engine != "ray":
+        raise SpecError(
+            "cv", f"cv needs engine ray (each trial trains its folds), not {spec.engine}"
+        )
+    if (spec.objectives or spec.constraint) and spec.engine != "ray":
+        what = "objectives" if spec.objectives else "constraint"
+        raise SpecError(
+            what, f"{what} needs engine ray (Optuna through Ray Tune), not {spec.engine}"
+        )
+    try:
+        if spec.objectives is not None:
+            objectives = parse_objectives(spec.objectives, "objectives")
+            for o in objectives:
+                if o.name in METRICS and o.mode != METRICS[o.name]:
+                    raise SpecError(
+                        "objectives",
+                        f"{o} runs against {o.name}'s direction "
+                        f"({METRICS[o.name]}); a validation rate is only ever maximised",
+                    )
+            first = next((o.name for o in objectives if o.name in METRICS), None)
+            if first is not None and spec.metric != first:
+                if spec.metric != DEFAULT_METRIC:
+                    raise SpecError(
+                        "metric",
+                        f"metric {spec.metric} and objectives {spec.objectives} disagree: the "
+                        f"metric ASHA stops on is the first validation objective ({first}); "
+                        "drop --metric or put it first in --objectives",
+                    )
+                object.__setattr__(spec, "metric", first)
+        for item in spec.constraint:
+            parse_constraint(item, "constraint")
+        if spec.pick is not None:
+            parse_pick(spec.pick, "pick")
+    except SpecError:
+        raise
+    except ConfigError as exc:  # "NAME: rule": the CLI puts the flag where NAME was
+        name, _, rule = str(exc).partition(": ")
+        raise SpecError(name, rule) from None
 
 
 def _value_type(name: str) -> tuple[type, bool]:

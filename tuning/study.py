@@ -149,6 +149,7 @@ def run_study(
         observer.note("external", f"{name}: {len(ext.labels)} images from {ext.source}")
     base = base_config(spec, data)
     space.apply(space.sample_defaults(), base)  # an invalid space fails here, not in trials
+    folds = make_folds(spec, data, observer) if spec.cv else None  # too few images: here
     if not resume and run_dir.exists():
         raise taken(run_dir)
 
@@ -163,10 +164,14 @@ def run_study(
             location.push(STUDY_FILE, DATA_FILES)
             observer = with_trackers(spec, run_dir, observer)  # MLflow, TensorBoard
             shared = engine.share(data)  # the one copy every trial and retrain seed reads
-            job = SearchJob(spec, space, shared, base, location, resume, observer)
+            job = SearchJob(spec, space, shared, base, location, resume, observer, folds)
+            if folds is not None:
+                _write_folds(run_dir, spec, data, folds)
             with signals.searching():  # SIGTERM: Ray Tune saves its state, then Terminated
                 board = engine.search(job)
             observer.note("search", f"{len(board.rows)} trials in {board.search_wall_s or 0:.1f}s")
+            if spec.selecting:
+                _select(spec, board, run_dir, observer)
             retrained = verdict = None
             if spec.retrain_seeds > 0:
                 from tuning.retrain import retrain
@@ -533,8 +538,74 @@ def _write_summary(
             else 1,
         ),
         "verdict": verdict.text if verdict is not None else None,
+        "selection": board.selection.to_dict() if board.selection is not None else None,
     }
     atomic.write_text(run_dir / SUMMARY_FILE, dumps(summary))
+
+
+FOLDS_FILE = "folds.json"
+SELECTION_FILE = "selection.json"
+
+
+def make_folds(spec: StudySpec, data: Dataset, observer: StudyObserver) -> list[Any]:
+    """The ``--cv`` folds every trial trains (`covidxr_core.data._folds.cv_folds`).
+
+    Raises:
+        StudyError: too few images (or clusters) of a class for ``spec.cv`` folds.
+    """
+    from covidxr_core.data._folds import cv_folds, fold_counts
+    from covidxr_core.errors import DataError
+
+    try:
+        folds = cv_folds(data, spec.cv, spec.seed, config=_data_config(spec))
+    except DataError as exc:
+        raise StudyError(f"--cv {spec.cv}: {exc}") from None
+    counts = fold_counts(data, folds)
+    observer.note(
+        "cv",
+        f"{spec.cv} folds of train + validation pooled ({sum(len(v) for _, v in folds)} "
+        "images; duplicates and groups kept in one fold), validation per fold: "
+        + "; ".join(", ".join(f"{c} {n}" for c, n in fold.items()) for fold in counts),
+    )
+    return folds
+
+
+def _write_folds(run_dir: Path, spec: StudySpec, data: Dataset, folds: list[Any]) -> None:
+    """``folds.json``: each fold's validation files and class counts."""
+    from covidxr_core.data._folds import fold_counts, pooled_files
+
+    files = pooled_files(data)
+    record = {
+        "k": spec.cv,
+        "seed": spec.seed,
+        "pooled": ["train", "validation"],
+        "folds": [
+            {"validation": [files[i] for i in val], "counts": counts}
+            for (_, val), counts in zip(folds, fold_counts(data, folds), strict=True)
+        ],
+    }
+    atomic.write_text(run_dir / FOLDS_FILE, dumps(record))
+
+
+def _select(spec: StudySpec, board: Leaderboard, run_dir: Path, observer: StudyObserver) -> None:
+    """Flags the front and feasibility on the board, picks the winner, writes selection.json."""
+    from tuning.selection import parse_constraint, parse_pick
+
+    selection = board.select(
+        spec.objective_list(),
+        tuple(parse_constraint(c) for c in spec.constraint),
+        parse_pick(spec.pick),
+    )
+    board.save()
+    atomic.write_text(run_dir / SELECTION_FILE, dumps(selection.to_dict()))
+    for note in selection.notes:
+        observer.warning(note)
+    if selection.winner is not None:
+        observer.note(
+            "pick",
+            f"trial {selection.winner} by {selection.rule} ({len(selection.front)} on the "
+            f"Pareto front, {len(selection.feasible)} of {len(selection.candidates)} feasible)",
+        )
 
 
 def _report(run_dir: Path, observer: StudyObserver) -> Path | None:

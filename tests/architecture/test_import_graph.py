@@ -16,6 +16,7 @@ RAY_ALLOWED = (
     "tuning.engines.ray_tune",
     "tuning.engines.ray_trial",
     "tuning.engines.ray_callbacks",
+    "tuning.engines.ray_optuna",
     "tuning.runfolder",
 )
 

@@ -32,7 +32,7 @@ class SearchJob:
     """What an engine's search gets: the study, its space, data and where results go.
 
     ``data`` is what `Engine.share` returned; ``base`` the `TrainConfig` each trial's
-    sampled values are applied to.
+    sampled values are applied to; ``folds`` the cross-validation folds (``--cv``).
     """
 
     spec: StudySpec
@@ -42,6 +42,7 @@ class SearchJob:
     location: RunLocation
     resume: bool
     observer: StudyObserver
+    folds: Any = None  # with --cv K: the K (train_idx, val_idx) pairs every trial trains
 
 
 class Engine(Protocol):

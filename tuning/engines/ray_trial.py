@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +39,14 @@ def _watchdog(limit_s: float, marker: Path, done: threading.Event) -> None:
 
 
 def run_trial(
-    config: dict[str, Any], *, data: Any, base: Any, space: Any, time_limit_s: float | None = None
+    config: dict[str, Any],
+    *,
+    data: Any,
+    base: Any,
+    space: Any,
+    time_limit_s: float | None = None,
+    folds: Sequence[Any] | None = None,
+    measured: Sequence[str] = (),
 ) -> None:
     """Ray Tune function trainable: train one configuration, report every epoch.
 
@@ -49,6 +57,11 @@ def run_trial(
         space: The `SearchSpace` that maps names to config fields.
         time_limit_s: Wall-clock limit of the trial; past it the worker is ended and the
             trial recorded as failed with the reason.
+        folds: With ``--cv K``, the K ``(train_idx, val_idx)`` pairs of
+            `covidxr_core.data._folds.cv_folds`: the folds train one after another here,
+            and each epoch reports their mean (`tuning.crossval.combine`).
+        measured: ``params`` and/or ``latency_ms``, measured once and sent with every
+            epoch's report (`tuning.crossval.measure`).
     """
     import ray
     from ray import tune
@@ -74,12 +87,15 @@ def run_trial(
     if time_limit_s:
         threading.Thread(target=_watchdog, args=(time_limit_s, marker, done), daemon=True).start()
 
+    extra: dict[str, float] = {}
+
     def report(epoch: int, metrics: dict[str, float]) -> None:
         nonlocal train_s
         train_s += float(metrics.get("epoch_s", 0.0))
         tune.report(
             {
                 **metrics,
+                **extra,
                 **node,
                 "epoch": epoch,
                 "train_s": train_s,
@@ -105,17 +121,24 @@ def run_trial(
     try:
         train_config = space.apply(config, base)
         budget = train_config.epochs
-        train(
-            train_config,
-            data,
-            callbacks=[report],
-            evaluate_test=False,
-            n_boot=0,
-            should_stop=should_stop,
-            # This worker runs trial after trial: a trial of an architecture it has
-            # trained before reuses that model's traced steps (covidxr_core._reuse).
-            reuse=True,
-        )
+        if measured:
+            from tuning.crossval import measure
+
+            extra.update(measure(train_config.model, measured))
+        if not folds:
+            train(
+                train_config,
+                data,
+                callbacks=[report],
+                evaluate_test=False,
+                n_boot=0,
+                should_stop=should_stop,
+                # This worker runs trial after trial: a trial of an architecture it has
+                # trained before reuses that model's traced steps (covidxr_core._reuse).
+                reuse=True,
+            )
+        else:
+            _cross_validate(train_config, data, folds, report, should_stop)
     except TrainingStopped:
         return  # Ray asked for the worker back: nothing failed
     except Exception as exc:
@@ -127,6 +150,39 @@ def run_trial(
         raise TrialFailed(failure.message) from exc
     finally:
         done.set()
+
+
+def _cross_validate(
+    train_config: Any, data: Any, folds: Sequence[Any], report: Any, should_stop: Any
+) -> None:
+    """Trains the folds one after another, then reports each epoch's mean over folds."""
+    from covidxr_core import TrainingStopped, train
+    from covidxr_core.data._folds import fold_dataset
+    from tuning.crossval import combine
+
+    histories: list[list[dict[str, float]]] = []
+    for number, fold in enumerate(folds):
+        if should_stop():
+            raise TrainingStopped(0, 0)
+        epochs: list[dict[str, float]] = []
+
+        def keep(_epoch: int, metrics: dict[str, float], into: list = epochs) -> None:
+            into.append(dict(metrics))
+
+        train(
+            train_config,
+            fold_dataset(data, fold, number, len(folds)),
+            callbacks=[keep],
+            evaluate_test=False,
+            n_boot=0,
+            should_stop=should_stop,
+            reuse=True,  # folds 2..K (and later trials) reuse fold 1's traced steps
+        )
+        histories.append(epochs)
+    for epoch, metrics in enumerate(combine(histories), start=1):
+        if should_stop():  # ASHA stopped the trial at the last rung reported
+            raise TrainingStopped(epoch, 0)
+        report(epoch, metrics)
 
 
 __all__ = ["FAILURE_MARKER", "run_trial"]

@@ -15,11 +15,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuning.crossval import needs_measuring
 from tuning.engines import SearchJob
 from tuning.errors import StudyError
 from tuning.failures import is_lost_to_reuse
 from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard
 from tuning.runfolder import RunLocation, check_visible_from_all_nodes
+from tuning.selection import ConstraintsFunc, column, parse_constraint, parse_pick
 from tuning.signals import stop_requested
 from tuning.spec import StudySpec
 
@@ -263,11 +265,11 @@ class RayTuneEngine:
     def search(self, job: SearchJob) -> Leaderboard:
         import optuna
         from ray import tune
-        from ray.tune.schedulers import ASHAScheduler
+        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
         from ray.tune.search import ConcurrencyLimiter
-        from ray.tune.search.optuna import OptunaSearch
 
         from tuning.engines.ray_callbacks import LeaderboardCallback
+        from tuning.engines.ray_optuna import ConstrainedOptunaSearch
         from tuning.engines.ray_trial import run_trial
 
         spec, location = job.spec, job.location
@@ -284,6 +286,8 @@ class RayTuneEngine:
                 observer=job.observer,
             )
         ]
+        objectives = spec.objective_list()
+        constraints = tuple(parse_constraint(c) for c in spec.constraint)
         trainable = tune.with_resources(
             tune.with_parameters(
                 run_trial,
@@ -291,6 +295,8 @@ class RayTuneEngine:
                 base=job.base,
                 space=job.space,
                 time_limit_s=spec.trial_timeout_s,
+                folds=job.folds,
+                measured=needs_measuring(names_used(spec)),
             ),
             {"cpu": spec.cpus_per_trial, "gpu": self.gpus_per_trial},
         )
@@ -304,21 +310,38 @@ class RayTuneEngine:
             # Ray pickles the RunConfig with the study; the live callbacks replace its copies.
             tuner._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
         else:
-            searcher: Any = OptunaSearch(
+            # Several objectives: Optuna's TPE is multi-objective itself (MOTPE), and Ray's
+            # OptunaSearch passes lists of metrics and modes through; constraints go to the
+            # sampler's constraints_func, which reads the values ConstrainedOptunaSearch
+            # stores on each Optuna trial as user attrs before telling it complete.
+            many = len(objectives) > 1
+            searcher: Any = ConstrainedOptunaSearch(
+                constraints=constraints,
                 space=job.space.to_optuna(),
-                metric=spec.metric,
-                mode=spec.mode,
-                sampler=optuna.samplers.TPESampler(seed=spec.seed),
+                metric=[column(o.name) for o in objectives] if many else column(objectives[0].name),
+                mode=[o.mode for o in objectives] if many else objectives[0].mode,
+                sampler=optuna.samplers.TPESampler(
+                    seed=spec.seed,
+                    constraints_func=ConstraintsFunc(constraints) if constraints else None,
+                ),
                 storage=optuna.storages.RDBStorage(optuna_storage_url(run_dir)),
                 study_name=run_dir.name,
             )
             if spec.max_concurrent:
                 searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
-            scheduler = ASHAScheduler(
-                time_attr="training_iteration",
-                max_t=spec.epochs,
-                grace_period=max(1, min(spec.grace_epochs, spec.epochs)),
-                reduction_factor=3,
+            # ASHA stops on one metric: the first validation objective (spec.metric, which
+            # the spec set to it). Objectives that are all model measurements (params,
+            # latency_ms) give nothing to stop on epoch by epoch: every trial runs its
+            # budget (FIFO).
+            scheduler: Any = (
+                ASHAScheduler(
+                    time_attr="training_iteration",
+                    max_t=spec.epochs,
+                    grace_period=max(1, min(spec.grace_epochs, spec.epochs)),
+                    reduction_factor=3,
+                )
+                if any(o.name == spec.metric for o in objectives)
+                else FIFOScheduler()
             )
             tuner = tune.Tuner(
                 trainable,
@@ -377,6 +400,15 @@ class RayTuneEngine:
             job.observer.search_ended(board)
             board.save()
         return board
+
+
+def names_used(spec: StudySpec) -> list[str]:
+    """Every name the study's objectives, constraints and pick refer to."""
+    names = [o.name for o in spec.objective_list()]
+    names += [parse_constraint(c).name for c in spec.constraint]
+    rule = parse_pick(spec.pick)
+    names += [c.name for c in rule.conditions] + ([rule.name] if rule.name else [])
+    return names
 
 
 # A lost node or worker process (a system failure) re-runs a retrain seed from its start
