@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,14 +83,24 @@ def param_importances(run_dir: Path, study_name: str) -> tuple[dict[str, float] 
     except Exception as exc:  # KeyError for an unknown name, SQLAlchemy errors for a bad file
         return None, f"cannot open the Optuna study {study_name!r}: {exc}"
     complete = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
-    values = {t.value for t in complete}
+    # A multi-objective study (--objectives) has no single value: the first objective's.
+    many = len(study.directions) > 1
+    values = {(t.values or [None])[0] for t in complete}
     if len(complete) < 3 or len(values) < 2:
         return None, (
             f"needs at least 3 completed trials with different results; this study has "
             f"{len(complete)} ({len(values)} distinct value(s))"
         )
     try:
-        importances = optuna.importance.get_param_importances(study)
+        if many:  # the evaluator wants low targets: flip a maximised first objective
+            sign = -1.0 if study.directions[0] == optuna.study.StudyDirection.MAXIMIZE else 1.0
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # "modify target" advice
+                importances = optuna.importance.get_param_importances(
+                    study, target=lambda t: sign * t.values[0]
+                )
+        else:
+            importances = optuna.importance.get_param_importances(study)
     except Exception as exc:  # e.g. a parameter that never varied
         return None, f"Optuna could not compute importances: {exc}"
     caution = (
@@ -100,6 +111,7 @@ def param_importances(run_dir: Path, study_name: str) -> tuple[dict[str, float] 
     return dict(importances), (
         f"fANOVA (Optuna's default evaluator) over {len(complete)} completed trials; early "
         f"stopped trials count with the last value they reported{caution}"
+        + (" (of the first objective)" if many else "")
     )
 
 

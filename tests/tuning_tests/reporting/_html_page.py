@@ -10,6 +10,7 @@ SECTIONS = (
     "overview",
     "study",
     "leaderboard",
+    "selection",
     "progress",
     "parameters",
     "curves",

@@ -16,6 +16,7 @@ from tuning.reporting.sections.external import external
 from tuning.reporting.sections.failures import failures
 from tuning.reporting.sections.overview import overview
 from tuning.reporting.sections.search import curves, leaderboard, parameters, progress, workers
+from tuning.reporting.sections.selection import selection
 from tuning.reporting.sections.study import study
 from tuning.reporting.sections.test import gradcam, test_split
 
@@ -26,6 +27,7 @@ SECTIONS: tuple[tuple[str, str, Section], ...] = (
     ("overview", "Overview", overview),
     ("study", "Study", study),
     ("leaderboard", "Leaderboard", leaderboard),
+    ("selection", "Selection", selection),
     ("progress", "Progress", progress),
     ("parameters", "Parameters", parameters),
     ("curves", "Learning curves", curves),
