@@ -206,23 +206,36 @@ def _nan_if_none(value: float | None) -> float:
     return float("nan") if value is None else float(value)
 
 
-def _predict(model: keras.Model, images: np.ndarray, batch_size: int) -> np.ndarray:
-    """Softmax outputs for ``images``, run in equal batches only.
+def _batches(images: np.ndarray, batch_size: int) -> list[Any]:
+    """``images`` cut into equal batches, the last padded with blank images, on the device.
 
-    A short last batch is padded with blank images and its extra rows dropped: under JAX
-    every new batch shape is a new XLA compilation, so validation and test share one.
+    Equal batches only: under JAX every new batch shape is a new XLA compilation, so
+    validation and test share one. The batches are backend tensors, so images that are
+    scored every epoch (validation) cross to the accelerator once per run, not per epoch.
     """
-    n = images.shape[0]
-    short = -n % batch_size
+    import keras
+
+    short = -images.shape[0] % batch_size
     if short:
         images = np.concatenate([images, np.zeros((short, *images.shape[1:]), images.dtype)])
-    # Batch by batch through the model's traced predict step: `model.predict` would build a
-    # tf.data pipeline on every call (about 0.1 s each, twice per epoch here).
-    out = [
-        np.asarray(model.predict_on_batch(images[i : i + batch_size]))
+    return [
+        keras.ops.convert_to_tensor(images[i : i + batch_size])
         for i in range(0, images.shape[0], batch_size)
     ]
-    return np.concatenate(out)[:n]
+
+
+def _predict(
+    model: keras.Model, images: np.ndarray, batch_size: int, batches: list[Any] | None = None
+) -> np.ndarray:
+    """Softmax outputs for ``images`` (or for its ``batches``, made once by `_batches`).
+
+    Batch by batch through the model's traced predict step: `model.predict` would build a
+    tf.data pipeline on every call (about 0.1 s each, twice per epoch here).
+    """
+    if batches is None:
+        batches = _batches(images, batch_size)
+    out = [np.asarray(model.predict_on_batch(batch)) for batch in batches]
+    return np.concatenate(out)[: images.shape[0]]
 
 
 def _threshold(
@@ -294,6 +307,7 @@ def _reporter_class() -> type:
             self.history: list[dict[str, float]] = []
             self.fit_s = 0.0
             self.last_probs: np.ndarray | None = None
+            self._val_batches: list[Any] | None = None  # made on the first epoch's end
 
         def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
             self._started = time.perf_counter()
@@ -313,7 +327,9 @@ def _reporter_class() -> type:
             if finite(train_loss) is None:
                 raise TrainingDiverged(epoch + 1, train_loss)
 
-            probs = _predict(self.model, self._split.images, self._batch_size)
+            if self._val_batches is None:
+                self._val_batches = _batches(self._split.images, self._batch_size)
+            probs = _predict(self.model, self._split.images, self._batch_size, self._val_batches)
             self.last_probs = probs
             threshold = _threshold(self._split.labels, probs, self._positive_index, self._point)
             val = classification_metrics(
