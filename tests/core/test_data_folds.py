@@ -171,5 +171,5 @@ def test_bad_k_and_too_few_images_are_refused(dataset, cache: str) -> None:
         cv_folds(dataset, 1)
     with pytest.raises(ConfigError, match="must be an int"):
         cv_folds(dataset, True)  # type: ignore[arg-type]
-    with pytest.raises(DataError, match="too few for --cv 12"):
+    with pytest.raises(DataError, match=r"too few for .*12"):
         cv_folds(dataset, 12, config=_config(cache))
