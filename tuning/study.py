@@ -559,7 +559,8 @@ def make_folds(spec: StudySpec, data: Dataset, observer: StudyObserver) -> list[
     try:
         folds = cv_folds(data, spec.cv, spec.seed, config=_data_config(spec))
     except DataError as exc:
-        raise StudyError(f"--cv {spec.cv}: {exc}") from None
+        message = str(exc)  # it names the folds once; say which flag where it does not
+        raise StudyError(message if "cv" in message else f"--cv {spec.cv}: {message}") from None
     counts = fold_counts(data, folds)
     observer.note(
         "cv",

@@ -162,3 +162,22 @@ def test_select_says_when_no_trial_is_feasible() -> None:
         "(best seen: val_sensitivity 0.9); nothing is picked",
     )
     assert feasible(ROWS[0], ()) and not feasible(ROWS[0], (Constraint("val_auc", ">", 0.95),))
+
+
+def test_combine_averages_folds_per_epoch_and_keeps_each_fold() -> None:
+    from tuning.crossval import combine
+
+    fold = [
+        [{"val_auc": 0.6, "val_loss": 0.7, "epoch_s": 1.0}, {"val_auc": 0.8, "val_loss": 0.5, "epoch_s": 1.0}],
+        [{"val_auc": 0.7, "val_loss": 0.6, "epoch_s": 2.0}, {"val_auc": 0.9, "val_loss": 0.4, "epoch_s": 2.0}],
+        [{"val_auc": 0.8, "val_loss": 0.5, "epoch_s": 3.0}, {"val_auc": float("nan"), "val_loss": 0.3, "epoch_s": 3.0}],
+    ]  # fmt: skip
+    first, second = combine(fold)
+    assert first["val_auc"] == pytest.approx(0.7) and first["epoch_s"] == pytest.approx(6.0)
+    assert first["val_auc_std"] == pytest.approx(0.0816496, abs=1e-6)  # population std
+    assert [first[f"val_auc_fold_{i}"] for i in range(3)] == [0.6, 0.7, 0.8]
+    assert first["cv_folds"] == 3
+    assert second["val_loss"] == pytest.approx(0.4)
+    assert second["val_auc"] != second["val_auc"]  # one fold NaN: the mean is NaN, not 0.85
+    assert combine([fold[0], fold[1][:1]]) == combine([fold[0][:1], fold[1][:1]])  # shortest
+    assert combine([]) == []

@@ -197,3 +197,17 @@ def test_bad_selection_flags_are_one_line_before_any_work(
     text = " ".join(done.stdout.split()) + " ".join(done.stderr.split())
     assert message in text, text
     assert "Traceback" not in done.stderr and not any(tmp_path.iterdir())
+
+
+def test_more_folds_than_images_allow_is_refused_before_any_trial(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    done = run_cli(
+        "--data", str(data_dir), "--output", str(out), "--image-size", "64", "--space",
+        "small", "--trials", "1", "--cv", "12", timeout=300,
+    )  # fmt: skip
+    assert done.returncode != 0
+    text = " ".join((done.stdout + done.stderr).split())
+    assert "class 'corona' has 8 images" in text and "too few for" in text and "12" in text
+    assert "Traceback" not in done.stderr and not out.exists()
