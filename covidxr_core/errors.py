@@ -30,4 +30,18 @@ class ConfigError(CovidxrError):
     """A configuration value breaks a rule (unknown name, out of range...)."""
 
 
-__all__ = ["BadImageError", "ConfigError", "CovidxrError", "DataError"]
+# The library names parameters; the command lines add the flag that sets each one.
+CLI_FLAGS = {
+    "DataConfig.positive_class": "--positive-class NAME",
+    "DataConfig.cache_dir": "--cache-dir DIR",
+    "StudySpec.cv": "--cv K",
+}
+
+
+def for_cli(message: str) -> str:
+    """``message`` with the command-line flag of each parameter it names, for a CLI."""
+    flags = [flag for name, flag in CLI_FLAGS.items() if name in message]
+    return f"{message} (on the command line: {', '.join(flags)})" if flags else message
+
+
+__all__ = ["CLI_FLAGS", "BadImageError", "ConfigError", "CovidxrError", "DataError", "for_cli"]

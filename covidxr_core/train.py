@@ -25,7 +25,7 @@ import numpy as np
 from covidxr_core import _reuse
 from covidxr_core.atomic import replacing, write_text
 from covidxr_core.data import Dataset
-from covidxr_core.errors import ConfigError, CovidxrError, DataError
+from covidxr_core.errors import ConfigError, CovidxrError, DataError, for_cli
 from covidxr_core.jsonsafe import dumps
 from covidxr_core.metrics import classification_metrics
 from covidxr_core.numbers import finite
@@ -716,7 +716,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         result = train(config, data, callbacks=[show_epoch])
     except CovidxrError as exc:
-        console.print(f"[red]error: {escape(str(exc))}[/]", soft_wrap=True)
+        console.print(f"[red]error: {escape(for_cli(str(exc)))}[/]", soft_wrap=True)
         return 2
     try:
         save_run(result, args.output)

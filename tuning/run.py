@@ -22,7 +22,7 @@ if __package__ in (None, ""):
     # Run as a script (`python tuning/run.py`): make the repository root importable.
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from covidxr_core.errors import CovidxrError
+from covidxr_core.errors import CovidxrError, for_cli
 from tuning import signals
 from tuning.spec import (
     SpecError,
@@ -113,7 +113,7 @@ def _main(argv: list[str] | None) -> int:
             data_changed=args.data_changed,
         )
     except CovidxrError as exc:
-        console.print(f"[bold red]error:[/] {escape(str(exc))}")
+        console.print(f"[bold red]error:[/] {escape(for_cli(str(exc)))}")
         return 2
     console.print(
         f"[bold]results[/] {escape(str(result.run_dir))} "

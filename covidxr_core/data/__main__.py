@@ -32,7 +32,7 @@ from covidxr_core.data._leakage import (
 )
 from covidxr_core.data._load import load_dataset
 from covidxr_core.data._phash import HASH_BITS
-from covidxr_core.errors import ConfigError, DataError
+from covidxr_core.errors import ConfigError, DataError, for_cli
 
 EXIT_DUPLICATES = 1
 EXIT_ERROR = 2
@@ -249,7 +249,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         leaks = find_group_leaks(dataset, config)
     except (DataError, ConfigError, ValueError) as exc:
         # ValueError: --max-distance out of range. One line, the message says what to fix.
-        err.print(f"error: {exc}", style="bold red", markup=False)
+        err.print(f"error: {for_cli(str(exc))}", style="bold red", markup=False)
         return EXIT_ERROR
     except OSError as exc:  # e.g. a cache folder on a full or read-only disk
         err.print(f"error: {exc}", style="bold red", markup=False)

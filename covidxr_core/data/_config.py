@@ -129,8 +129,7 @@ def resolve_positive_class(class_names: tuple[str, ...], requested: str | None) 
         return others[0]
     raise ConfigError(
         "DataConfig.positive_class must be set: it defaults to the one class not named "
-        f"'normal', but the classes found are {list(class_names)}; name one "
-        "(on the command line: --positive-class NAME)"
+        f"'normal', but the classes found are {list(class_names)}; name one"
     )
 
 

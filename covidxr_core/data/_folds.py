@@ -137,7 +137,7 @@ def cv_folds(
             raise DataError(
                 f"{dataset.source}: class {name!r} has {holding} images (or clusters of "
                 f"duplicates and groups, kept together) in train + validation, too few for "
-                f"--cv {k}: every fold needs at least one"
+                f"StudySpec.cv = {k} folds: every fold needs at least one"
             )
     ordered = sorted(members, key=lambda m: (-len(m), carve_key(seed, m[0])))
     have = np.zeros((k, n_classes))
@@ -156,7 +156,7 @@ def cv_folds(
         if missing:  # clusters mixing classes can still leave one out
             raise DataError(
                 f"{dataset.source}: with duplicates and groups kept together, fold {fold} of "
-                f"--cv {k} gets no image of class {missing[0]!r}; use fewer folds"
+                f"StudySpec.cv = {k} gets no image of class {missing[0]!r}; use fewer folds"
             )
     every = np.arange(len(files), dtype=np.int64)
     return [(every[fold_of != f], every[fold_of == f]) for f in range(k)]

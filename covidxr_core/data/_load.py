@@ -250,8 +250,8 @@ def load_dataset(path: str | os.PathLike[str] | None, config: DataConfig | None 
         except OSError as exc:  # the demo's PNGs are generated into the cache root
             raise DataError(
                 f"{cache_root(config.cache_dir)}: cannot write the synthetic demo data there "
-                f"({exc.strerror or exc}); point --cache-dir (or $COVIDXR_CACHE) at a writable "
-                "folder, or give --data"
+                f"({exc.strerror or exc}); point DataConfig.cache_dir (or $COVIDXR_CACHE) at a "
+                "writable folder, or load a data folder of your own"
             ) from None
         dataset = load_dataset(folder, config)
         note = (
