@@ -80,6 +80,11 @@ def leaderboard(ctx: Context) -> Markup:
         "★ marks the retrained winner: the best trial that ran the full epoch budget, so it "
         "can rank below an early-stopped trial."
     )
+    if (ctx.run.run_dir / "selection.json").is_file():
+        intro += (
+            " This study picked by its own rule (objectives, constraints, --pick): the "
+            "Selection section says which and why."
+        )
     return section(
         "leaderboard",
         f"Leaderboard ({len(ctx.ranked)} trials)",
