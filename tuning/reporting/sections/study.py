@@ -183,11 +183,13 @@ def _efficiency_text(ctx: Context) -> str:
     found = study_efficiency(run.rows, run.summary.search_wall_s if run.summary else None, slots)
     if found["study_efficiency"] is None:
         return "not known (needs trials with two or more epochs and the search wall time)"
+    overhead = found["overhead_s_per_trial"]
     return (
         f"{found['study_efficiency']:.2f}: training {found['compute_s']:.1f} s per slot "
         f"({slots} slot(s)) of a {found['search_wall_s']:.1f} s search; overhead "
-        f"{found['overhead_s_per_trial']:.1f} s per trial (wall minus epochs x steady "
-        f"epoch time; {found['trials_counted']} trials with 2+ epochs)"
+        + (f"{overhead:.1f} s" if overhead is not None else "not known")
+        + " per trial (wall minus epochs x steady epoch time; "
+        f"{found['trials_counted']} trials with 2+ epochs)"
     )
 
 
