@@ -152,6 +152,8 @@ def test_disk_fills_under_the_run_folder(tmp_path: Path) -> None:
             assert code == 0, out[-3000:]
             assert kept == len(before), final
             if len(finished) < 4:
+                # Short, but never silently: the study says how many trials it ended with.
+                assert f"ended with {len(final)} of 4 trials" in " ".join(out.split()), out[-3000:]
                 # Seen in 1 of 4 runs: Tune's own state, written when the disk filled,
                 # restores with fewer trials than planned, and the search ends short.
                 pytest.xfail(

@@ -390,6 +390,15 @@ class RayTuneEngine:
                 )
                 again._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
                 again.fit()
+            if job.resume and spec.time_budget_s is None and len(board.rows) < spec.trials:
+                # Tune restored fewer trials than the study planned (its experiment state is
+                # written in place, so a save cut off by a full disk loses its tail): the
+                # search is over, short. Never silently.
+                job.observer.warning(
+                    f"the resumed search ended with {len(board.rows)} of {spec.trials} trials: "
+                    "Ray Tune's saved state held fewer trials than planned (a save cut off, "
+                    "e.g. by a full disk); the leaderboard holds every trial that ran"
+                )
             closed = close_zombie_trials(run_dir)
             if closed:
                 job.observer.note(
