@@ -402,7 +402,9 @@ class RayTuneEngine:
             closed = close_zombie_trials(run_dir)
             if closed:
                 job.observer.note(
-                    "optuna", f"closed {closed} trial(s) a killed driver had left RUNNING"
+                    "optuna",
+                    f"closed {closed} trial(s) left RUNNING (cut off by the time budget, or "
+                    "by a driver killed earlier) as FAIL, the reason in their user attributes",
                 )
         finally:
             board.search_wall_s = time.monotonic() - started
