@@ -245,8 +245,19 @@ def test_importing_covidxr_keeps_pillows_bomb_limit() -> None:
 PICKLE_LOADERS = {"pickle", "cPickle", "cloudpickle", "dill", "joblib", "shelve", "marshal"}
 
 
+def _safe_loaders(tree: ast.AST) -> set[str]:
+    """Names of the classes a module defines on top of ``yaml.SafeLoader`` (or ``CSafeLoader``)."""
+    return {
+        node.name
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ClassDef)
+        and any(ast.unparse(base) in ("yaml.SafeLoader", "yaml.CSafeLoader") for base in node.bases)
+    }
+
+
 def _findings(tree: ast.AST) -> list[tuple[int, str]]:
     found = []
+    safe_loaders = _safe_loaders(tree) | {"yaml.SafeLoader", "yaml.CSafeLoader"}
     for node in ast.walk(tree):
         if isinstance(node, ast.Call):
             func = ast.unparse(node.func)
@@ -267,13 +278,15 @@ def _findings(tree: ast.AST) -> list[tuple[int, str]]:
                     isinstance(value, ast.Constant) and value.value is False
                 ):
                     found.append((node.lineno, "np.load(allow_pickle=...) not False"))
-            if head == "yaml" and attr in (
-                "load",
-                "load_all",
-                "unsafe_load",
-                "full_load",
-                "full_load_all",
+            loader = kwargs.get("Loader")
+            safe = loader is not None and ast.unparse(loader) in safe_loaders
+            if (
+                head == "yaml"
+                and attr in ("load", "load_all", "unsafe_load", "full_load", "full_load_all")
+                and not (attr in ("load", "load_all") and safe)
             ):
+                # yaml.load(..., Loader=X) passes only where X is SafeLoader or a class this
+                # module derives from it.
                 found.append((node.lineno, f"{func}(): not safe_load"))
             if attr == "load_model":
                 value = kwargs.get("safe_mode")
@@ -314,3 +327,18 @@ def test_the_source_loads_nothing_unsafely() -> None:
         obs["observed"] = f"{len(problems)} findings" + (f": {problems}" if problems else "")
         obs["files_scanned"] = len(files)
         assert not problems, "\n".join(problems)
+
+
+@pytest.mark.parametrize(
+    ("source", "flagged"),
+    [
+        ("import yaml\nyaml.load(text)\n", True),
+        ("import yaml\nyaml.load(text, Loader=yaml.Loader)\n", True),
+        ("import yaml\nyaml.full_load(text)\n", True),
+        ("import yaml\nyaml.load(text, Loader=yaml.SafeLoader)\n", False),
+        ("import yaml\nclass S(yaml.SafeLoader): pass\nyaml.load(text, Loader=S)\n", False),
+        ("import yaml\nclass U(yaml.Loader): pass\nyaml.load(text, Loader=U)\n", True),
+    ],
+)
+def test_the_scan_tells_safe_yaml_loaders_from_unsafe_ones(source: str, flagged: bool) -> None:
+    assert bool(_findings(ast.parse(source))) is flagged
