@@ -39,15 +39,6 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 
-def default_data() -> str:
-    shared = REPO.parent / "shared" / "data" / "covid-cxr"
-    if shared.is_dir():
-        return str(shared)
-    from covidxr_core.data import demo_data_path
-
-    return str(demo_data_path())
-
-
 def run_one(args: argparse.Namespace, out: Path, seed: int, cv: int) -> dict[str, Any]:
     """One study; returns what the benchmark compares."""
     import pyarrow.parquet as pq
@@ -114,6 +105,8 @@ def main() -> None:
     parser.add_argument("--output", default=None, help="where the run folders go (default: tmp)")
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    from benchmarks.study import default_data
+
     args.data = args.data or default_data()
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     out = Path(args.output or tempfile.mkdtemp(prefix="covidxr-selection-"))
