@@ -13,7 +13,6 @@ process of its own. Two faults:
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -23,90 +22,14 @@ from pathlib import Path
 
 import optuna
 import pytest
+from _cluster import alive_workers as _alive_workers
+from _cluster import node_down as _node_down
 from _figures import observe
 from _studyproc import finish, rows, start, tune_failures, wait_for
-from ray._private import ray_constants
-from ray.cluster_utils import Cluster
 
 pytestmark = pytest.mark.slow
 
 STUDY = ("--image-size", "64", "--space", "small", "--retrain-seeds", "0")
-# Node death is noticed after period x threshold of missed health checks (default 3 s x 5).
-FAST_HEALTH_CHECKS = {
-    "health_check_initial_delay_ms": 0,
-    "health_check_period_ms": 1000,
-    "health_check_failure_threshold": 3,
-}
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    # The head gets no CPU, so every trial runs on a worker node that a test may kill.
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS},
-    )
-    workers = [c.add_node(num_cpus=1) for _ in range(2)]
-    c.wait_for_nodes()
-    yield c, workers
-    c.shutdown()
-
-
-@pytest.fixture
-def reap():
-    """Register started studies; any still running when the test ends is killed with it."""
-    procs: list = []
-    yield procs.append
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-
-
-def _alive_workers(c: Cluster, workers: list) -> list:
-    """Brings the cluster back to two live workers (a test may have killed one)."""
-    alive = [w for w in workers if w in c.worker_nodes]
-    while len(alive) < 2:
-        alive.append(c.add_node(num_cpus=1))
-    c.wait_for_nodes()
-    workers[:] = alive
-    return alive
-
-
-def _descendants(pid: int) -> list[int]:
-    """Every process below `pid`, from /proc (no psutil here)."""
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text()
-            except OSError:
-                continue
-            parent = int(stat.rsplit(")", 1)[1].split()[1])
-            children.setdefault(parent, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        for child in children.get(todo.pop(), []):
-            out.append(child)
-            todo.append(child)
-    return out
-
-
-def _node_down(c: Cluster, node) -> list[int]:
-    """The machine goes away: every process under its raylet, then the raylet and the
-    node's other daemons, are killed without warning. Returns the worker pids killed.
-
-    Killing only the raylet is not enough: a trial's worker process talks to the driver
-    directly and can finish its epochs before it notices its raylet is gone.
-    """
-    raylet = node.all_processes[ray_constants.PROCESS_TYPE_RAYLET][0].process.pid
-    doomed = _descendants(raylet)
-    for pid in doomed:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-    c.remove_node(node, allow_graceful=False)
-    return doomed
 
 
 def _finished(rows_: list[dict]) -> list[dict]:

@@ -14,7 +14,6 @@ is ``ray::_job`` (the retrain task's name), below a worker node's raylet.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import signal
@@ -22,11 +21,14 @@ import time
 from pathlib import Path
 
 import pytest
+
+# The same three-node cluster (conftest.py's fixtures) and ways to lose a machine.
+from _cluster import alive_workers as _alive_workers
+from _cluster import descendants as _descendants
+from _cluster import node_down as _node_down
 from _figures import observe
 from _studyproc import finish, start, wait_for
 from ray._private import ray_constants
-from ray.cluster_utils import Cluster
-from test_fault_cluster import FAST_HEALTH_CHECKS, _descendants, _node_down
 
 from tuning.retrain import SEEDS_DIR
 
@@ -37,38 +39,6 @@ SEEDS = 2
 STUDY = ("--trials", "2", "--image-size", "64", "--space", "small",
          "--retrain-seeds", str(SEEDS), "--max-concurrent", "2", "--n-boot", "50")  # fmt: skip
 SEED_LINE = re.compile(r"retrain (\w+) seed (\d+) (epoch \d+/\d+|done)")
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    c = Cluster(
-        initialize_head=True,
-        head_node_args={"num_cpus": 0, "_system_config": FAST_HEALTH_CHECKS},
-    )
-    workers = [c.add_node(num_cpus=1) for _ in range(2)]
-    c.wait_for_nodes()
-    yield c, workers
-    c.shutdown()
-
-
-@pytest.fixture
-def reap():
-    procs: list = []
-    yield procs.append
-    for proc in procs:
-        if proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=30)
-
-
-def _two_workers(c: Cluster, workers: list) -> list:
-    alive = [w for w in workers if w in c.worker_nodes]
-    while len(alive) < 2:
-        alive.append(c.add_node(num_cpus=1))
-    c.wait_for_nodes()
-    workers[:] = alive
-    return alive
 
 
 def _title(pid: int) -> str:
@@ -113,7 +83,7 @@ def _trained(log_text: str) -> set[tuple[str, int]]:
 
 def test_worker_node_lost_during_retrain(cluster, reap, tmp_path: Path) -> None:
     c, workers = cluster
-    workers = _two_workers(c, workers)
+    workers = _alive_workers(c, workers)
     name, log = "retrainkill", tmp_path / "retrainkill.log"
     run_dir = tmp_path / name
     with observe(
@@ -163,7 +133,7 @@ def test_worker_node_lost_during_retrain(cluster, reap, tmp_path: Path) -> None:
 
 def test_driver_killed_during_retrain_then_resume(cluster, reap, tmp_path: Path) -> None:
     c, workers = cluster
-    _two_workers(c, workers)
+    _alive_workers(c, workers)
     name = "retraindrv"
     run_dir, log = tmp_path / name, tmp_path / "first.log"
     args = ["--address", c.address, *STUDY, "--epochs", "1", "--output", str(tmp_path),
