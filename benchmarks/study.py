@@ -47,11 +47,16 @@ def default_data() -> str:
 
 
 def strict_overhead(wall_s: float | None, epoch_s: list[float]) -> float | None:
-    """Wall time minus epochs × steady epoch time; None without a second epoch."""
-    steady = sorted(epoch_s[1:])
-    if wall_s is None or not steady:
+    """Wall time minus epochs × steady epoch time; None without a second epoch.
+
+    The steady epoch time is the study report's (tuning.efficiency.steady_epoch_s).
+    """
+    from tuning.efficiency import steady_epoch_s
+
+    steady = steady_epoch_s(epoch_s)
+    if wall_s is None or steady is None:
         return None
-    return wall_s - len(epoch_s) * steady[len(steady) // 2]
+    return wall_s - len(epoch_s) * steady
 
 
 def same_study(args: argparse.Namespace) -> list[str]:

@@ -115,9 +115,9 @@ def stats() -> dict[str, int]:
 
 def _copy_state(source: keras.Model, target: keras.Model) -> None:
     """Assign every variable of ``source`` (model and optimizer) to ``target``'s twin."""
-    pairs = list(zip(source.variables, target.variables, strict=False))
     if len(source.variables) != len(target.variables):
         raise ValueError("different variable counts")
+    pairs = list(zip(source.variables, target.variables, strict=True))
     # The optimizer's slots exist once it is built; build the fresh one so that its
     # initial slot values (Adagrad's 0.1 accumulators, zero moments) are the ones copied.
     if not source.optimizer.built:

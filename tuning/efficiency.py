@@ -17,9 +17,12 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from statistics import median
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tuning.leaderboard import TrialRow
+
+if TYPE_CHECKING:
+    from tuning.spec import StudySpec
 
 
 def steady_epoch_s(epoch_s: Iterable[float | None]) -> float | None:
@@ -48,6 +51,13 @@ def capacity_slots(
     if max_concurrent:
         fits.append(int(max_concurrent))
     return max(1, min(fits)) if fits else None
+
+
+def study_slots(spec: StudySpec, hardware: Mapping[str, float] | None) -> int | None:
+    """A study's slots: what the cluster fits with Ray; one with KerasTuner (in the driver)."""
+    if spec.engine != "ray":
+        return 1
+    return capacity_slots(spec.cpus_per_trial, spec.gpus_per_trial, spec.max_concurrent, hardware)
 
 
 def study_efficiency(
@@ -84,4 +94,4 @@ def study_efficiency(
     }
 
 
-__all__ = ["capacity_slots", "steady_epoch_s", "study_efficiency"]
+__all__ = ["capacity_slots", "steady_epoch_s", "study_efficiency", "study_slots"]

@@ -21,7 +21,7 @@ from covidxr_core import atomic
 from covidxr_core.errors import ConfigError
 from covidxr_core.jsonsafe import dumps
 from tuning import signals
-from tuning.efficiency import capacity_slots, study_efficiency
+from tuning.efficiency import study_efficiency, study_slots
 from tuning.engines import SearchJob, get_engine
 from tuning.errors import StudyError
 from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard, stop_counts
@@ -531,11 +531,7 @@ def _write_summary(
         "hardware": hardware,
         # training time over search time, and the overhead per trial (tuning.efficiency)
         "efficiency": study_efficiency(
-            board.rows.values(),
-            board.search_wall_s,
-            capacity_slots(spec.cpus_per_trial, spec.gpus_per_trial, spec.max_concurrent, hardware)
-            if spec.engine == "ray"
-            else 1,
+            board.rows.values(), board.search_wall_s, study_slots(spec, hardware)
         ),
         "verdict": verdict.text if verdict is not None else None,
         "selection": board.selection.to_dict() if board.selection is not None else None,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from tuning.efficiency import capacity_slots, study_efficiency
+from tuning.efficiency import study_efficiency, study_slots
 from tuning.leaderboard import stop_counts
 from tuning.reporting.html import (
     Html,
@@ -175,11 +175,8 @@ def _efficiency_text(ctx: Context) -> str:
     run, spec = ctx.run, ctx.run.spec
     assert spec is not None
     hardware = run.summary.hardware if run.summary else None
-    if spec.engine == "ray":
-        hw = {"cpus": hardware.cpus or 0, "gpus": hardware.gpus or 0} if hardware else None
-        slots = capacity_slots(spec.cpus_per_trial, spec.gpus_per_trial, spec.max_concurrent, hw)
-    else:
-        slots = 1  # KerasTuner runs one trial at a time, in the driver
+    hw = {"cpus": hardware.cpus or 0, "gpus": hardware.gpus or 0} if hardware else None
+    slots = study_slots(spec, hw)
     found = study_efficiency(run.rows, run.summary.search_wall_s if run.summary else None, slots)
     if found["study_efficiency"] is None:
         return "not known (needs trials with two or more epochs and the search wall time)"
