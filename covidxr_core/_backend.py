@@ -138,13 +138,48 @@ def enable_determinism(seed: int) -> None:
     """
     import keras
 
-    keras.utils.set_random_seed(seed)
-    if configure_backend() == "tensorflow":
+    tensorflow = configure_backend() == "tensorflow"
+    if not (tensorflow and _reseed_tensorflow_in_place(seed)):
+        keras.utils.set_random_seed(seed)
+    if tensorflow:
         import tensorflow as tf
 
         # Without this, some TF CPU kernels (e.g. reductions split over threads) and the
         # tf.data shuffle may differ between runs.
         tf.config.experimental.enable_op_determinism()
+
+
+def _reseed_tensorflow_in_place(seed: int) -> bool:
+    """What `keras.utils.set_random_seed` does, for a TensorFlow seed already ``seed``.
+
+    `tf.random.set_seed` restarts TensorFlow's sequence of op seeds and also clears every
+    compiled function's kernels, so the next step of a model traced before (a reused
+    model, `covidxr_core._reuse`) pays about a second to instantiate them again. At an
+    unchanged seed nothing in those kernels depends on it: restart the sequence, seed
+    Python, NumPy and Keras' global generator, and keep the kernels. False (nothing done)
+    where the seed differs or these internals are not where Keras 3 and TensorFlow 2 keep
+    them; the caller then seeds the documented way.
+    """
+    import random
+
+    import numpy as np
+
+    try:
+        from keras.src.backend.common import global_state
+        from keras.src.random import seed_generator
+        from keras.src.utils import rng_utils
+        from tensorflow.python.eager import context
+    except ImportError:
+        return False
+    eager = context.context()
+    if context.global_seed() != seed or not hasattr(eager, "_rng"):
+        return False
+    global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, seed)
+    global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+    random.seed(seed)
+    np.random.seed(seed)
+    eager._rng = random.Random(seed)
+    return True
 
 
 __all__ = ["configure_backend", "configure_backend_quietly", "enable_determinism"]

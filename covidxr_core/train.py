@@ -375,6 +375,27 @@ def _data_summary(data: Dataset) -> dict[str, Any]:
     }
 
 
+def _training_input(
+    images: np.ndarray, onehot: np.ndarray, batch_size: int, seed: int, backend: str
+) -> tuple[Any, np.ndarray | None]:
+    """What ``fit`` trains on: ``(x, y)`` arrays, or on TensorFlow ``(dataset, None)``.
+
+    Given arrays, Keras' TensorFlow trainer builds a tf.data pipeline with a traced
+    slicing function on every ``fit`` call: about a second before the first batch even
+    when the training step itself is already traced (a reused model). A plain
+    slice-shuffle-batch pipeline has no function to trace. It reshuffles every epoch from
+    ``seed``, so the same seed gives the same batches. Other backends take the arrays,
+    shuffled by ``fit`` from the seeded global generator (`enable_determinism`).
+    """
+    if backend != "tensorflow":
+        return images, onehot
+    import tensorflow as tf
+
+    dataset = tf.data.Dataset.from_tensor_slices((images, onehot))
+    dataset = dataset.shuffle(images.shape[0], seed=seed, reshuffle_each_iteration=True)
+    return dataset.batch(batch_size), None
+
+
 def _build_for_fit(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
     """Build the optimizer, loss and metrics from one example, as ``fit`` would.
 
@@ -452,14 +473,16 @@ def train(
 
     point = OperatingPoint.parse(config.operating_point)
     reporter = _reporter_class()(data, config.batch_size, callbacks, point, should_stop)
-    # Shuffling inside fit draws from the seeded global generators (enable_determinism).
+    fit_x, fit_y = _training_input(
+        train_split.images, onehot, config.batch_size, config.seed, backend
+    )
     try:
         model.fit(
-            train_split.images,
-            onehot,
-            batch_size=config.batch_size,
+            fit_x,
+            fit_y,
+            batch_size=None if fit_y is None else config.batch_size,
             epochs=config.epochs,
-            shuffle=True,
+            shuffle=fit_y is not None,  # a dataset comes shuffled
             verbose=config.verbose,
             callbacks=[reporter],
         )

@@ -67,6 +67,7 @@ def study_efficiency(
     compute = 0.0
     overheads: list[float] = []
     counted = 0
+    rows = list(rows)
     for row in rows:
         epochs = [v for v in row.curve("epoch_s") if v is not None]
         steady = steady_epoch_s(epochs)
@@ -89,6 +90,10 @@ def study_efficiency(
         "slots": slots,
         "overhead_s_per_trial": sum(overheads) / len(overheads) if overheads else None,
         "trials_counted": counted,
+        # Trials that trained a model whose steps an earlier trial on the worker traced
+        # (covidxr_core._reuse), of the trials that said either way.
+        "reused_program": sum(1 for r in rows if r.reused_program),
+        "reused_known": sum(1 for r in rows if r.reused_program is not None),
         "rule": "steady epoch time (median after the first) x epochs, over slots, "
         "divided by the search wall time",
     }

@@ -83,6 +83,7 @@ class TrialRow:
     val_auc_std: float | None = None  # with --cv: standard deviation over folds
     pareto: bool | None = None  # on the Pareto front of the study's objectives
     feasible: bool | None = None  # meets every --constraint
+    reused_program: bool | None = None  # trained steps an earlier trial on its worker traced
     curves: dict[str, list[float | None]] = field(default_factory=lambda: {c: [] for c in CURVES})
     # With --cv: metric -> each fold's value at the last epoch (FOLD_METRICS) ...
     folds: dict[str, list[float | None]] = field(default_factory=dict)
@@ -209,6 +210,7 @@ def leaderboard_schema(space: SearchSpace) -> pa.Schema:
         pa.field("val_auc_std", pa.float64()),
         pa.field("pareto", pa.bool_()),
         pa.field("feasible", pa.bool_()),
+        pa.field("reused_program", pa.bool_()),
     ]
     fields += [pa.field(f"curve_{c}", pa.list_(pa.float64())) for c in CURVES]
     fields += [pa.field(f"fold_{m}", pa.list_(pa.float64())) for m in FOLD_METRICS]
@@ -300,6 +302,8 @@ class Leaderboard:
             row.model_params = int(result["model_params"])
         if result.get("latency_ms") is not None:
             row.latency_ms = finite(result.get("latency_ms"))
+        if result.get("reused_program") is not None:
+            row.reused_program = bool(result["reused_program"])
         k = result.get("cv_folds")
         if k:
             k = int(k)

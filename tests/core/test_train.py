@@ -38,7 +38,10 @@ TINY = ModelConfig(
     learning_rate=0.01,
     lr_decay=0.0,
 )
-CONFIG = TrainConfig(model=TINY, epochs=2, batch_size=16, seed=3)
+# On 48 images at this learning rate some seeds collapse to one class within two epochs
+# (validation AUC 0.5; seeds 3 and 4 with the seeded tf.data shuffle, seed 4 before it).
+# This seed learns; the tests below are about the run's bookkeeping, not about the seed.
+CONFIG = TrainConfig(model=TINY, epochs=2, batch_size=16, seed=5)
 
 
 class Recorder:

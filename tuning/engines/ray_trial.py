@@ -67,7 +67,7 @@ def run_trial(
     from ray import tune
     from ray.train._internal.session import get_session
 
-    from covidxr_core import TrainingStopped, configure_backend, train
+    from covidxr_core import TrainingStopped, _reuse, configure_backend, train
 
     configure_backend()
 
@@ -89,19 +89,35 @@ def run_trial(
 
     extra: dict[str, float] = {}
 
+    hits_before = _reuse.stats()["hits"]
+    exit_to_ray: list[SystemExit] = []
+
     def report(epoch: int, metrics: dict[str, float]) -> None:
         nonlocal train_s
         train_s += float(metrics.get("epoch_s", 0.0))
-        tune.report(
-            {
-                **metrics,
-                **extra,
-                **node,
-                "epoch": epoch,
-                "train_s": train_s,
-                "trial_wall_s": time.perf_counter() - started,
-            }
-        )
+        try:
+            tune.report(
+                {
+                    **metrics,
+                    **extra,
+                    **node,
+                    "epoch": epoch,
+                    "train_s": train_s,
+                    "trial_wall_s": time.perf_counter() - started,
+                    # This trial trained a model whose steps an earlier one traced.
+                    "reused_program": _reuse.stats()["hits"] > hits_before,
+                }
+            )
+        except SystemExit as exc:
+            # Ray ends a trial it stopped (its last epoch, ASHA, a reset) by exiting the
+            # training thread from inside this call. Unwinding through train() as
+            # SystemExit would skip its hand-back of the model, and no later trial could
+            # reuse it: unwind as a stop, then exit as Ray asked (a plain return would
+            # leave Ray's thread waiting for a go-ahead it already gave).
+            if exc.code not in (0, None):
+                raise
+            exit_to_ray.append(exc)
+            raise TrainingStopped(epoch, 0) from None
         if epoch >= budget:
             # The last epoch is reported: nothing train() computes after it is used here,
             # and the worker is free for the next trial at once (a reused worker whose
@@ -140,6 +156,8 @@ def run_trial(
         else:
             _cross_validate(train_config, data, folds, report, should_stop)
     except TrainingStopped:
+        if exit_to_ray:
+            raise exit_to_ray[0] from None
         return  # Ray asked for the worker back: nothing failed
     except Exception as exc:
         failure = classify(exc)

@@ -187,6 +187,12 @@ def _efficiency_text(ctx: Context) -> str:
         + (f"{overhead:.1f} s" if overhead is not None else "not known")
         + " per trial (wall minus epochs x steady epoch time; "
         f"{found['trials_counted']} trials with 2+ epochs)"
+        + (
+            f"; {found['reused_program']} of {found['reused_known']} trials reused compiled "
+            "steps an earlier trial on their worker traced"
+            if found["reused_known"]
+            else ""
+        )
     )
 
 
