@@ -78,3 +78,5 @@ def test_trials_of_one_architecture_on_a_worker_reuse_its_compiled_steps(
     summary = json.loads((result.run_dir / "summary.json").read_text())
     assert summary["efficiency"]["reused_program"] == 2
     assert summary["efficiency"]["reused_known"] == 3
+    report = (result.run_dir / "report.html").read_text()
+    assert "2 of 3 trials reused compiled steps" in report
