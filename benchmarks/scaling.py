@@ -1,6 +1,6 @@
 """How trials per minute grow with worker nodes, and what limits them.
 
-    python benchmarks/scaling.py [--json OUT] [--nodes 1,2,4] [--slots 4] [--trial-s 2.0]
+    python benchmarks/scaling.py [--json OUT] [--nodes 1,2,4] [--slots 4] [--no-baseline]
 
 A simulated cluster on this machine: `ray.cluster_utils.Cluster` starts a head (no trial
 slots, it runs the driver) and N worker raylets, each advertising `--slots` logical CPUs.
@@ -9,14 +9,21 @@ GPU nodes), but everything around it is the real study path: the data set is rea
 the object store in every trial, OptunaSearch (TPE, SQLite storage) proposes configs,
 ASHA schedules, the leaderboard callback rewrites Parquet, Tune checkpoints its state.
 
+Two contenders, one after the other: ours, staging as many trials as the cluster has
+slots (`tuning.engines.ray_tune.staged_ahead`, what `tuning/run.py` does on a cluster it
+joins), and Ray Tune's default for a custom searcher with no concurrency cap, which stages
+one trial at a time, so trials that end together each start a fresh worker.
+
 For each cluster size the figure is trials per minute, with `trials = waves × slots × N`
 so every size runs the same number of waves: cold (whole run, worker start-up included)
 and steady (after the first wave, when every slot has a warm worker). Efficiency at N
 nodes = steady throughput(N) / (N × steady throughput(1)); JSON key
-`efficiency_4_nodes` (target >= 0.8); the cold efficiency is printed beside it. To show which part
-becomes the bottleneck it also records, per trial, the time to fetch the data from the
-object store, and, on the driver, the time spent in the searcher (suggest + complete)
-and in the leaderboard callback, as shares of the wall time.
+`efficiency_4_nodes` (target >= 0.8; `ray_default_efficiency_4_nodes` beside it); the
+cold efficiency is printed too. To show which part becomes the bottleneck it records the
+worker processes started, the time to fetch the data from the object store, the driver's
+time in the searcher (suggest + complete) and in the leaderboard callback as shares of
+the wall time, the driver's CPU-seconds per trial, and the CPU-seconds per trial of every
+kind of process in the cluster (benchmarks/_proc_cpu.py).
 """
 
 from __future__ import annotations
@@ -57,13 +64,23 @@ def timed_trial(config: dict[str, Any], *, data: Any, epochs: int, epoch_s: floa
                 "node_id": node,
                 "fetch_s": fetch_s,
                 "train_s": epoch * epoch_s,
+                "pid": os.getpid(),
             }
         )
 
 
 def run_size(
-    nodes: int, slots: int, waves: int, epochs: int, epoch_s: float, data: Any, out: Path
+    nodes: int,
+    slots: int,
+    waves: int,
+    epochs: int,
+    epoch_s: float,
+    data: Any,
+    out: Path,
+    ahead: int | None,
 ) -> dict[str, Any]:
+    """One study on a fresh simulated cluster; ``ahead``: trials Tune may stage (None: Ray's
+    default for a custom searcher, one)."""
     import optuna
     import ray
     from ray import tune
@@ -71,8 +88,10 @@ def run_size(
     from ray.tune.schedulers import ASHAScheduler
     from ray.tune.search.optuna import OptunaSearch
 
+    from benchmarks._proc_cpu import TreeCPU
     from search_spaces import get_space
     from tuning.engines.ray_callbacks import LeaderboardCallback
+    from tuning.engines.ray_tune import staged_ahead
     from tuning.leaderboard import Leaderboard
 
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0})
@@ -83,7 +102,7 @@ def run_size(
     try:
         space = get_space("small")
         trials = waves * slots * nodes
-        run_dir = out / f"n{nodes}"
+        run_dir = out / f"n{nodes}-{ahead or 'default'}"
         run_dir.mkdir(parents=True)
         board = Leaderboard(run_dir / "leaderboard.parquet", space, "val_auc", "max", epochs)
         spent = {"searcher_s": 0.0, "callback_s": 0.0}
@@ -144,7 +163,8 @@ def run_size(
             ),
         )
         started = time.monotonic()
-        results = tuner.fit()
+        with staged_ahead(ahead), TreeCPU() as cpu:
+            results = tuner.fit()
         wall = time.monotonic() - started
         rows = list(board.rows.values())
         fetch = [r.metrics.get("fetch_s", 0.0) for r in results if r.metrics]
@@ -165,9 +185,17 @@ def run_size(
             "steady_trials_per_min": steady,
             "ideal_trials_per_min": slots * nodes * 60 / (epochs * epoch_s),
             "distinct_nodes_used": len({r.node_id for r in rows}),
+            # processes that ran a trial, and every worker process seen (idle ones included)
+            "trial_pids": len({r.pid for r in rows if r.pid}),
+            "worker_processes": cpu.processes("workers"),
             "searcher_share": spent["searcher_s"] / wall,
             "callback_share": spent["callback_s"] / wall,
             "object_store_fetch_s_mean": sum(fetch) / max(1, len(fetch)),
+            "driver_cpu_s_per_trial": cpu.driver_s / max(1, len(rows)),
+            "cpu_s_per_trial_by_process": {
+                k: v / max(1, len(rows)) for k, v in sorted(cpu.by_kind().items())
+            },
+            "machine_cpu_share": sum(cpu.by_kind().values()) / (wall * (os.cpu_count() or 1)),
         }
     finally:
         ray.shutdown()
@@ -184,36 +212,78 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--epoch-s", type=float, default=1.0, help="simulated seconds per epoch")
     parser.add_argument("--image-size", type=int, default=128, help="size of the shared data set")
+    parser.add_argument(
+        "--checkpoint-s",
+        default=None,
+        help="Tune's experiment-checkpoint period (TUNE_GLOBAL_CHECKPOINT_S); default: as the study runs",
+    )
+    parser.add_argument(
+        "--no-baseline", action="store_true", help="skip the run with Ray's default staging"
+    )
     parser.add_argument("--json", default=None)
     args = parser.parse_args()
+    if args.checkpoint_s is not None:
+        os.environ["TUNE_GLOBAL_CHECKPOINT_S"] = args.checkpoint_s
 
     from rich.console import Console
-    from rich.table import Table
 
     from covidxr_core.data import DataConfig, load_dataset
 
     data = load_dataset(None, DataConfig(image_size=args.image_size, channels=1))
     sizes = [int(n) for n in args.nodes.split(",")]
+    contenders = {
+        # what tuning/run.py does on a cluster it joins: stage as many trials as there are slots
+        "ours": lambda n: n * args.slots,
+        # Ray Tune's default for a custom searcher with no concurrency cap: one staged trial
+        "ray default": lambda n: None,
+    }
+    if args.no_baseline:
+        contenders.pop("ray default")
+    result: dict[str, Any] = {"settings": vars(args), "cpus": os.cpu_count()}
+    console = Console(width=170)
     with tempfile.TemporaryDirectory() as tmp:
-        runs = [
-            run_size(n, args.slots, args.waves, args.epochs, args.epoch_s, data, Path(tmp))
-            for n in sizes
-        ]
+        for name, ahead in contenders.items():
+            runs = [
+                run_size(
+                    n, args.slots, args.waves, args.epochs, args.epoch_s, data, Path(tmp), ahead(n)
+                )
+                for n in sizes
+            ]
+            add_efficiency(runs, sizes)
+            key = "" if name == "ours" else "ray_default_"
+            result[f"{key}runs"] = runs
+            four = [r for r in runs if r["nodes"] == 4]
+            result[f"{key}efficiency_4_nodes"] = four[0]["efficiency"] if four else None
+            print_runs(console, name, args, runs)
+    print(f"efficiency_4_nodes = {result['efficiency_4_nodes']}")
+    if "ray_default_efficiency_4_nodes" in result:
+        print(f"ray_default_efficiency_4_nodes = {result['ray_default_efficiency_4_nodes']}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2))
+
+
+def add_efficiency(runs: list[dict[str, Any]], sizes: list[int]) -> None:
     base = runs[0]["steady_trials_per_min"] / sizes[0]
     cold_base = runs[0]["trials_per_min"] / sizes[0]
     for r in runs:
         r["efficiency"] = r["steady_trials_per_min"] / (r["nodes"] * base)
         r["cold_efficiency"] = r["trials_per_min"] / (r["nodes"] * cold_base)
-    result: dict[str, Any] = {"settings": vars(args), "cpus": os.cpu_count(), "runs": runs}
-    four = [r for r in runs if r["nodes"] == 4]
-    result["efficiency_4_nodes"] = four[0]["efficiency"] if four else None
+
+
+def print_runs(
+    console: Any, name: str, args: argparse.Namespace, runs: list[dict[str, Any]]
+) -> None:
+    from rich.table import Table
 
     table = Table(
-        title=f"simulated cluster: {args.slots} slots/node, trial = {args.epochs} × {args.epoch_s}s, {args.waves} waves"
+        title=f"{name}: {args.slots} slots/node, trial = {args.epochs} × {args.epoch_s}s, "
+        f"{args.waves} waves"
     )
     for col in (
         "nodes",
         "trials",
+        "trial workers",
+        "worker procs",
         "wall s",
         "tpm cold",
         "tpm steady",
@@ -224,12 +294,15 @@ def main() -> None:
         "searcher",
         "callbacks",
         "fetch s",
+        "driver CPU s/trial",
     ):
         table.add_column(col, justify="right")
     for r in runs:
         table.add_row(
             str(r["nodes"]),
             str(r["trials"]),
+            str(r["trial_pids"]),
+            str(r["worker_processes"]),
             f"{r['wall_s']:.1f}",
             f"{r['trials_per_min']:.1f}",
             f"{r['steady_trials_per_min']:.1f}",
@@ -240,11 +313,15 @@ def main() -> None:
             f"{r['searcher_share']:.1%}",
             f"{r['callback_share']:.1%}",
             f"{r['object_store_fetch_s_mean']:.3f}",
+            f"{r['driver_cpu_s_per_trial']:.2f}",
         )
-    Console(width=160).print(table)
-    print(f"efficiency_4_nodes = {result['efficiency_4_nodes']}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    console.print(table)
+    for r in runs:
+        where = ", ".join(f"{k} {v:.2f}" for k, v in r["cpu_s_per_trial_by_process"].items())
+        console.print(
+            f"  {r['nodes']} node(s), CPU-seconds per trial: {where}; the whole tree used "
+            f"{r['machine_cpu_share']:.0%} of the machine's {os.cpu_count()} cores"
+        )
 
 
 if __name__ == "__main__":

@@ -100,7 +100,9 @@ class StudySpec:
         minimum=0,
     )
     max_concurrent: int | None = option(
-        None, "trials running at once (default: as resources allow)", minimum=1
+        None,
+        "trials running at once (default: all the slots of a local Ray; no cap on a joined cluster)",
+        minimum=1,
     )
     address: str | None = option(None, "join an existing Ray cluster, e.g. auto or HOST:PORT")
     output: str = option("runs", "parent folder (or cloud URI) of run folders")

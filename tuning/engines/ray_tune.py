@@ -11,11 +11,12 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from tuning.crossval import needs_measuring
+from tuning.efficiency import capacity_slots
 from tuning.engines import SearchJob
 from tuning.errors import StudyError
 from tuning.failures import is_lost_to_reuse
@@ -104,6 +105,7 @@ class RayTuneEngine:
     def __init__(self) -> None:
         self._started_ray = False
         self._gpus: float | None = None
+        self._fixed_slots: int | None = None
 
     # ---------------------------------------------------------------- cluster
 
@@ -165,6 +167,11 @@ class RayTuneEngine:
         try:
             self._gpus = self._gpu_fraction(spec)
             check_fits(spec.cpus_per_trial, self._gpus)
+            if not spec.address:
+                # A local instance does not grow, so its slots are known now: see search().
+                self._fixed_slots = capacity_slots(
+                    spec.cpus_per_trial, self._gpus, None, self.hardware()
+                )
         except BaseException:
             self.stop()  # the study never starts: leave no Ray behind
             raise
@@ -176,6 +183,15 @@ class RayTuneEngine:
         import ray
 
         return DEFAULT_GPU_FRACTION if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
+
+    @property
+    def local_slots(self) -> int | None:
+        """Trials at once on the local instance this engine started.
+
+        None on a cluster it joined, whose size may change. The search caps at it unless
+        the spec sets ``max_concurrent``.
+        """
+        return self._fixed_slots
 
     @property
     def gpus_per_trial(self) -> float:
@@ -302,6 +318,20 @@ class RayTuneEngine:
         )
         tune_path = f"{location.tune_storage}/{TUNE_DIR}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
+        # Trials at once: what the user asked, else a local instance's slots. Ray keeps a
+        # finished trial's worker for the next trial only if that trial is already staged,
+        # and with an uncapped custom searcher it stages one at a time: after trials that
+        # end together (one architecture, one epoch count) fewer run than there are slots,
+        # on fresh workers (tests/tuning_tests/test_worker_reuse.py; benchmarks/scaling.py).
+        # A cluster joined by address may autoscale, so it is not capped; Tune stages as
+        # many trials as it has slots now instead, which also shows the autoscaler that much
+        # demand.
+        limit = spec.max_concurrent or self.local_slots
+        ahead = (
+            None
+            if limit
+            else capacity_slots(spec.cpus_per_trial, self._gpus, None, self.hardware())
+        )
         if job.resume and tune.Tuner.can_restore(tune_path):
             job.observer.note("resuming", tune_path)
             tuner = tune.Tuner.restore(
@@ -327,8 +357,8 @@ class RayTuneEngine:
                 storage=optuna.storages.RDBStorage(optuna_storage_url(run_dir)),
                 study_name=run_dir.name,
             )
-            if spec.max_concurrent:
-                searcher = ConcurrencyLimiter(searcher, max_concurrent=spec.max_concurrent)
+            if limit:
+                searcher = ConcurrencyLimiter(searcher, max_concurrent=limit)
             # ASHA stops on one metric: the first validation objective (spec.metric, which
             # the spec set to it). Objectives that are all model measurements (params,
             # latency_ms) give nothing to stop on epoch by epoch: every trial runs its
@@ -352,7 +382,7 @@ class RayTuneEngine:
                     scheduler=scheduler,
                     num_samples=spec.trials,
                     reuse_actors=True,
-                    max_concurrent_trials=spec.max_concurrent,
+                    max_concurrent_trials=limit,
                     time_budget_s=spec.time_budget_s,
                 ),
                 run_config=tune.RunConfig(
@@ -367,7 +397,8 @@ class RayTuneEngine:
         job.observer.search_started(board, spec.trials)
         started = time.monotonic()
         try:
-            tuner.fit()
+            with staged_ahead(ahead):
+                tuner.fit()
             if stop_requested():  # SIGTERM: Tune saved its state; --resume goes on from it
                 return board
             lost = [
@@ -389,7 +420,8 @@ class RayTuneEngine:
                     tune_path, trainable=trainable, resume_unfinished=True, resume_errored=True
                 )
                 again._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
-                again.fit()
+                with staged_ahead(ahead):
+                    again.fit()
             if job.resume and spec.time_budget_s is None and len(board.rows) < spec.trials:
                 # Tune restored fewer trials than the study planned (its experiment state is
                 # written in place, so a save cut off by a full disk loses its tail): the
@@ -411,6 +443,24 @@ class RayTuneEngine:
             job.observer.search_ended(board)
             board.save()
         return board
+
+
+@contextlib.contextmanager
+def staged_ahead(trials: int | None) -> Iterator[None]:
+    """Lets Tune stage up to ``trials`` trials ahead of free slots while the block runs.
+
+    Ray's own default for a custom searcher without a concurrency cap is one; a value the
+    user set in ``TUNE_MAX_PENDING_TRIALS_PG`` is left alone.
+    """
+    key = "TUNE_MAX_PENDING_TRIALS_PG"
+    if not trials or trials <= 1 or key in os.environ:
+        yield
+        return
+    os.environ[key] = str(trials)
+    try:
+        yield
+    finally:
+        os.environ.pop(key, None)
 
 
 def names_used(spec: StudySpec) -> list[str]:
