@@ -51,7 +51,7 @@ class TreeCPU:
         self._thread = threading.Thread(target=self._run, daemon=True)
         self.driver_s = 0.0
 
-    def _sample(self) -> None:
+    def _sample(self, baseline: bool = False) -> None:
         me = os.getpid()
         parents: dict[int, int] = {}
         cpu: dict[int, float] = {}
@@ -71,8 +71,8 @@ class TreeCPU:
                     cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
                 except OSError:
                     continue
-                # a process that started inside the block counts from zero
-                self.first[pid] = cpu[pid] if not self._thread.is_alive() else 0.0
+                # counted from its time at the block's start, or from zero if it began inside
+                self.first[pid] = cpu[pid] if baseline else 0.0
                 self.last[pid] = (_kind(cmd), cpu[pid])
             else:
                 self.last[pid] = (self.last[pid][0], cpu[pid])
@@ -83,7 +83,7 @@ class TreeCPU:
 
     def __enter__(self) -> TreeCPU:
         self._driver0 = time.process_time()
-        self._sample()
+        self._sample(baseline=True)
         self._thread.start()
         return self
 

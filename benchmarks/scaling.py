@@ -167,6 +167,7 @@ def run_size(
             results = tuner.fit()
         wall = time.monotonic() - started
         rows = list(board.rows.values())
+        by_kind = cpu.by_kind()
         fetch = [r.metrics.get("fetch_s", 0.0) for r in results if r.metrics]
         # Steady state: from the end of the first wave (every slot has a warm worker) to
         # the last finish. On this machine all simulated nodes start their workers on the
@@ -193,9 +194,9 @@ def run_size(
             "object_store_fetch_s_mean": sum(fetch) / max(1, len(fetch)),
             "driver_cpu_s_per_trial": cpu.driver_s / max(1, len(rows)),
             "cpu_s_per_trial_by_process": {
-                k: v / max(1, len(rows)) for k, v in sorted(cpu.by_kind().items())
+                k: v / max(1, len(rows)) for k, v in sorted(by_kind.items())
             },
-            "machine_cpu_share": sum(cpu.by_kind().values()) / (wall * (os.cpu_count() or 1)),
+            "machine_cpu_share": sum(by_kind.values()) / (wall * (os.cpu_count() or 1)),
         }
     finally:
         ray.shutdown()

@@ -325,7 +325,8 @@ class RayTuneEngine:
         # on fresh workers (tests/tuning_tests/test_worker_reuse.py; benchmarks/scaling.py).
         # A cluster joined by address may autoscale, so it is not capped; Tune stages as
         # many trials as it has slots now instead, which also shows the autoscaler that much
-        # demand.
+        # demand. Where the size is fixed the cap is preferred: staged trials are suggested
+        # before any result comes back, so staging lets TPE run up to twice the slots blind.
         limit = spec.max_concurrent or self.local_slots
         ahead = (
             None
