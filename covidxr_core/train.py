@@ -377,8 +377,8 @@ def _data_summary(data: Dataset) -> dict[str, Any]:
 
 def _training_input(
     images: np.ndarray, onehot: np.ndarray, batch_size: int, seed: int, backend: str
-) -> tuple[Any, np.ndarray | None]:
-    """What ``fit`` trains on: ``(x, y)`` arrays, or on TensorFlow ``(dataset, None)``.
+) -> dict[str, Any]:
+    """``fit``'s data arguments: arrays with their batch size, or on TensorFlow a dataset.
 
     Given arrays, Keras' TensorFlow trainer builds a tf.data pipeline with a traced
     slicing function on every ``fit`` call: about a second before the first batch even
@@ -388,12 +388,13 @@ def _training_input(
     shuffled by ``fit`` from the seeded global generator (`enable_determinism`).
     """
     if backend != "tensorflow":
-        return images, onehot
+        return {"x": images, "y": onehot, "batch_size": batch_size, "shuffle": True}
     import tensorflow as tf
 
     dataset = tf.data.Dataset.from_tensor_slices((images, onehot))
     dataset = dataset.shuffle(images.shape[0], seed=seed, reshuffle_each_iteration=True)
-    return dataset.batch(batch_size), None
+    # A dataset comes batched and shuffled: fit is given neither.
+    return {"x": dataset.batch(batch_size), "shuffle": False}
 
 
 def _build_for_fit(model: keras.Model, x: np.ndarray, y: np.ndarray) -> None:
@@ -473,16 +474,11 @@ def train(
 
     point = OperatingPoint.parse(config.operating_point)
     reporter = _reporter_class()(data, config.batch_size, callbacks, point, should_stop)
-    fit_x, fit_y = _training_input(
-        train_split.images, onehot, config.batch_size, config.seed, backend
-    )
+    fit_data = _training_input(train_split.images, onehot, config.batch_size, config.seed, backend)
     try:
         model.fit(
-            fit_x,
-            fit_y,
-            batch_size=None if fit_y is None else config.batch_size,
+            **fit_data,
             epochs=config.epochs,
-            shuffle=fit_y is not None,  # a dataset comes shuffled
             verbose=config.verbose,
             callbacks=[reporter],
         )
