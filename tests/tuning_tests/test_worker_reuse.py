@@ -105,6 +105,8 @@ def test_a_local_instance_caps_the_search_at_its_slots(tmp_path: Path) -> None:
         slots = capacity_slots(0.5, 0.0, None, engine.hardware())
         assert slots == int(ray.cluster_resources()["CPU"] / 0.5)
         assert engine.local_slots == slots
+        # Ray's monitor runs on a local instance too, but with no autoscaler behind it.
+        assert not engine.autoscaling
     finally:
         engine.stop()
     assert not ray.is_initialized()

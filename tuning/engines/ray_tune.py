@@ -35,6 +35,9 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 TUNE_DIR = "tune"
 OPTUNA_FILE = "optuna.db"
 DEFAULT_GPU_FRACTION = 0.25  # trials per GPU: 4, when the cluster has GPUs
+# TPE's first trials are random draws (Optuna's n_startup_trials, passed explicitly below):
+# staging that many before any result comes back costs the search nothing.
+TPE_STARTUP_TRIALS = 10
 
 
 def optuna_storage_url(run_dir: Path) -> str:
@@ -62,23 +65,54 @@ def check_reachable(address: str, timeout_s: float = 5.0) -> None:
         ) from None
 
 
-def check_fits(cpus_per_trial: float, gpus_per_trial: float) -> None:
-    """Refuses per-trial resources that no node of the cluster can ever give.
+def autoscaler_running() -> bool:
+    """Whether Ray's autoscaler runs on the cluster this process is connected to.
+
+    Ray's monitor on the head node writes its status to the GCS's key-value store at every
+    update (a few seconds apart); the status holds an autoscaler report only where an
+    autoscaler runs (`ray up`, KubeRay). Autoscaler v2 marks itself under a key of its own.
+    Both are Ray internals: where they cannot be read, the cluster counts as fixed.
+    """
+    import json
+
+    try:
+        from ray._private import ray_constants
+        from ray.autoscaler.v2.utils import is_autoscaler_v2
+        from ray.experimental.internal_kv import _internal_kv_get
+
+        raw = _internal_kv_get(ray_constants.DEBUG_AUTOSCALING_STATUS)
+        if raw and "autoscaler_report" in json.loads(raw):
+            return True
+        return bool(is_autoscaler_v2(fetch_from_server=True))
+    except Exception:  # a Ray without these internals: assume a fixed cluster
+        return False
+
+
+def check_fits(cpus_per_trial: float, gpus_per_trial: float, may_grow: bool = False) -> bool:
+    """Refuses per-trial resources that no node of the cluster can give.
 
     Ray would queue such trials forever (0 running, and a ``--resume`` that hangs again),
-    so the study stops before any trial, naming what the largest node has.
+    so the study stops before any trial, naming what the largest node has. A cluster that
+    ``may_grow`` (its autoscaler adds nodes on demand, as `cluster.yaml`'s does from zero
+    workers) is not refused: the trials wait for the nodes they ask for.
+
+    Returns:
+        Whether a live node can run a trial now.
 
     Raises:
-        StudyError: no live node has ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs.
+        StudyError: no live node has ``cpus_per_trial`` CPUs and ``gpus_per_trial`` GPUs,
+            and the cluster does not grow.
     """
     import ray
 
     nodes = [n.get("Resources", {}) for n in ray.nodes() if n.get("Alive")]
     if not nodes:
-        return  # nothing registered yet: nothing to compare with
+        return False  # nothing registered yet: nothing to compare with
     needs = {"CPU": ("cpus_per_trial", cpus_per_trial), "GPU": ("gpus_per_trial", gpus_per_trial)}
     if any(all(node.get(k, 0) >= v for k, (_, v) in needs.items()) for node in nodes):
-        return
+        return True
+    if may_grow:
+        return False
     total = ray.cluster_resources()
     for key, (name, value) in needs.items():
         most = max(node.get(key, 0) for node in nodes)
@@ -106,6 +140,8 @@ class RayTuneEngine:
         self._started_ray = False
         self._gpus: float | None = None
         self._fixed_slots: int | None = None
+        self._autoscaling = False  # a joined cluster whose autoscaler adds nodes
+        self._fits_now = True
 
     # ---------------------------------------------------------------- cluster
 
@@ -118,8 +154,9 @@ class RayTuneEngine:
             # "Trials did not complete: [...]": the progress display and leaderboard say which.
             logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
         if ray.is_initialized():  # a caller (a notebook, a test) brought its own Ray
+            self._autoscaling = autoscaler_running()
             self._gpus = self._gpu_fraction(spec)
-            check_fits(spec.cpus_per_trial, self._gpus)
+            self._fits_now = check_fits(spec.cpus_per_trial, self._gpus, self._autoscaling)
             return
         env = {
             k: os.environ[k]
@@ -165,8 +202,17 @@ class RayTuneEngine:
                 raise StudyError(f"could not start a local Ray instance: {exc}") from None
         self._started_ray = True
         try:
+            self._autoscaling = bool(spec.address) and autoscaler_running()
             self._gpus = self._gpu_fraction(spec)
-            check_fits(spec.cpus_per_trial, self._gpus)
+            try:
+                self._fits_now = check_fits(spec.cpus_per_trial, self._gpus, self._autoscaling)
+            except StudyError as exc:
+                if not spec.address:
+                    raise
+                raise StudyError(
+                    f"{exc}. No autoscaler was seen on this cluster; if it has one (ray up), "
+                    "its first report comes a few seconds after the head starts: run again"
+                ) from None
             if not spec.address:
                 # A local instance does not grow, so its slots are known now: see search().
                 self._fixed_slots = capacity_slots(
@@ -192,6 +238,11 @@ class RayTuneEngine:
         the spec sets ``max_concurrent``.
         """
         return self._fixed_slots
+
+    @property
+    def autoscaling(self) -> bool:
+        """Whether the cluster this engine runs on has an autoscaler (nodes on demand)."""
+        return self._autoscaling
 
     @property
     def gpus_per_trial(self) -> float:
@@ -333,6 +384,27 @@ class RayTuneEngine:
             if limit
             else capacity_slots(spec.cpus_per_trial, self._gpus, None, self.hardware())
         )
+        # An autoscaling cluster (cluster.yaml starts with no workers) is asked at once for
+        # the nodes the study can use, instead of one node per unplaceable pending trial;
+        # Tune stages at least TPE's random first trials, which are suggested blind anyway.
+        wanted = min(spec.trials, spec.max_concurrent or spec.trials)
+        if self._autoscaling and ahead is not None:
+            ahead = max(ahead, min(wanted, TPE_STARTUP_TRIALS))
+        bundle = {"CPU": spec.cpus_per_trial, "GPU": self.gpus_per_trial}
+        if self._autoscaling:
+            job.observer.note(
+                "cluster",
+                f"autoscaling: asked Ray's autoscaler for room for {wanted} trial(s) at once "
+                f"({spec.cpus_per_trial:g} CPU, {self.gpus_per_trial:g} GPU each) until the "
+                "search ends"
+                + ("" if self._fits_now else "; no node can run a trial yet, so trials wait"),
+            )
+            if self.gpus_per_trial == 0 and spec.gpus_per_trial is None:
+                job.observer.warning(
+                    "the cluster has no GPUs yet, so trials ask for none and would train on "
+                    "the CPUs of any GPU worker the autoscaler adds; where GPU workers come "
+                    "on demand (cluster.yaml), set gpus_per_trial (--gpus-per-trial 0.25)"
+                )
         if job.resume and tune.Tuner.can_restore(tune_path):
             job.observer.note("resuming", tune_path)
             tuner = tune.Tuner.restore(
@@ -353,6 +425,7 @@ class RayTuneEngine:
                 mode=[o.mode for o in objectives] if many else objectives[0].mode,
                 sampler=optuna.samplers.TPESampler(
                     seed=spec.seed,
+                    n_startup_trials=TPE_STARTUP_TRIALS,
                     constraints_func=ConstraintsFunc(constraints) if constraints else None,
                 ),
                 storage=optuna.storages.RDBStorage(optuna_storage_url(run_dir)),
@@ -398,7 +471,7 @@ class RayTuneEngine:
         job.observer.search_started(board, spec.trials)
         started = time.monotonic()
         try:
-            with staged_ahead(ahead):
+            with staged_ahead(ahead), autoscaler_request(bundle, wanted, self._autoscaling):
                 tuner.fit()
             if stop_requested():  # SIGTERM: Tune saved its state; --resume goes on from it
                 return board
@@ -421,7 +494,7 @@ class RayTuneEngine:
                     tune_path, trainable=trainable, resume_unfinished=True, resume_errored=True
                 )
                 again._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
-                with staged_ahead(ahead):
+                with staged_ahead(ahead), autoscaler_request(bundle, wanted, self._autoscaling):
                     again.fit()
             if job.resume and spec.time_budget_s is None and len(board.rows) < spec.trials:
                 # Tune restored fewer trials than the study planned (its experiment state is
@@ -462,6 +535,27 @@ def staged_ahead(trials: int | None) -> Iterator[None]:
         yield
     finally:
         os.environ.pop(key, None)
+
+
+@contextlib.contextmanager
+def autoscaler_request(bundle: dict[str, float], count: int, enabled: bool) -> Iterator[None]:
+    """Asks Ray's autoscaler for room for ``count`` trials of ``bundle`` while the block runs.
+
+    Without it the autoscaler sees only the trials Tune has staged, and scales up one
+    node per round of unplaceable trials. The request replaces any earlier one (Ray keeps
+    one per cluster) and is withdrawn afterwards, so idle nodes can scale back down.
+    """
+    if not enabled or count < 1:
+        yield
+        return
+    from ray.autoscaler.sdk import request_resources
+
+    shape = {k: v for k, v in bundle.items() if v > 0}
+    request_resources(bundles=[shape] * count)
+    try:
+        yield
+    finally:
+        request_resources(bundles=[])
 
 
 def names_used(spec: StudySpec) -> list[str]:
