@@ -20,6 +20,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from covidxr_core.cache import cache_root
 from covidxr_core.errors import CovidxrError
@@ -253,6 +254,17 @@ def data_change_refusal(data: str | None, change: str) -> str:
     )
 
 
+def _node_sees(ref: Any) -> bool:
+    """A node's answer; a node that left the cluster meanwhile (an autoscaler scaled it
+    down) is not asked again: it runs no trial of this study."""
+    import ray
+
+    try:
+        return bool(ray.get(ref, timeout=120))
+    except (ray.exceptions.TaskUnschedulableError, ray.exceptions.NodeDiedError):
+        return True
+
+
 def check_visible_from_all_nodes(location: RunLocation) -> None:
     """Refuses a local results folder that some node of the cluster cannot see.
 
@@ -285,7 +297,7 @@ def check_visible_from_all_nodes(location: RunLocation) -> None:
             ).remote(str(marker))
             for n in others
         }
-        blind = [name for name, ref in refs.items() if not ray.get(ref, timeout=120)]
+        blind = [name for name, ref in refs.items() if not _node_sees(ref)]
     finally:
         marker.unlink(missing_ok=True)
     if blind:
