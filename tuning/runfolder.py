@@ -255,8 +255,8 @@ def data_change_refusal(data: str | None, change: str) -> str:
 
 
 def _node_sees(ref: Any) -> bool:
-    """A node's answer; a node that left the cluster meanwhile (an autoscaler scaled it
-    down) is not asked again: it runs no trial of this study."""
+    """A node's answer. A node that left the cluster meanwhile (an autoscaler scaled it
+    down) is not counted as blind: it is gone, so it runs no trial of this study."""
     import ray
 
     try:
