@@ -10,6 +10,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 _configured: str | None = None
@@ -48,7 +50,8 @@ def configure_backend() -> str:
         # JAX would otherwise reserve 75% of the GPU for the first trial that starts.
         os.environ.setdefault("XLA_PYTHON_CLIENT_PREALLOCATE", "false")
 
-    import keras
+    with _jax_hidden(_requested_backend() == "tensorflow"):
+        import keras
 
     name = keras.backend.backend()
     if name == "jax":
@@ -63,6 +66,29 @@ def configure_backend() -> str:
                 tf.config.experimental.set_memory_growth(gpu, True)
     _configured = name
     return name
+
+
+@contextlib.contextmanager
+def _jax_hidden(hide: bool) -> Iterator[None]:
+    """With ``hide``, ``import jax`` fails inside the block (unless JAX is already loaded).
+
+    When JAX is installed, importing Keras on TensorFlow also imports JAX, for two things
+    that go without it: TFLite's converter of JAX functions
+    (``tensorflow/lite/python/util.py``) and a shim for Orbax checkpoints
+    (``keras/src/callbacks/orbax_checkpoint.py``). Neither is used on the TensorFlow
+    backend, and keeping JAX out made the import 1.6 s shorter on the 2-core machine
+    (docs/benchmarks.md): every trial's worker pays it before its first step. After the
+    block ``import jax`` works again.
+    """
+    if not hide or "jax" in sys.modules:
+        yield
+        return
+    sys.modules["jax"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if "jax" in sys.modules and sys.modules["jax"] is None:
+            del sys.modules["jax"]
 
 
 def configure_backend_quietly() -> str:
@@ -80,7 +106,6 @@ def configure_backend_quietly() -> str:
     """
     if _configured is not None or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
         return configure_backend()
-    import sys
     import tempfile
 
     sys.stderr.flush()
