@@ -154,9 +154,7 @@ class RayTuneEngine:
             # "Trials did not complete: [...]": the progress display and leaderboard say which.
             logging.getLogger("ray.tune.tune").setLevel(logging.CRITICAL)
         if ray.is_initialized():  # a caller (a notebook, a test) brought its own Ray
-            self._autoscaling = autoscaler_running()
-            self._gpus = self._gpu_fraction(spec)
-            self._fits_now = check_fits(spec.cpus_per_trial, self._gpus, self._autoscaling)
+            self._size_up(spec, may_grow=True, joined=False)
             return
         env = {
             k: os.environ[k]
@@ -202,17 +200,7 @@ class RayTuneEngine:
                 raise StudyError(f"could not start a local Ray instance: {exc}") from None
         self._started_ray = True
         try:
-            self._autoscaling = bool(spec.address) and autoscaler_running()
-            self._gpus = self._gpu_fraction(spec)
-            try:
-                self._fits_now = check_fits(spec.cpus_per_trial, self._gpus, self._autoscaling)
-            except StudyError as exc:
-                if not spec.address:
-                    raise
-                raise StudyError(
-                    f"{exc}. No autoscaler was seen on this cluster; if it has one (ray up), "
-                    "its first report comes a few seconds after the head starts: run again"
-                ) from None
+            self._size_up(spec, may_grow=bool(spec.address), joined=bool(spec.address))
             if not spec.address:
                 # A local instance does not grow, so its slots are known now: see search().
                 self._fixed_slots = capacity_slots(
@@ -221,6 +209,26 @@ class RayTuneEngine:
         except BaseException:
             self.stop()  # the study never starts: leave no Ray behind
             raise
+
+    def _size_up(self, spec: StudySpec, *, may_grow: bool, joined: bool) -> None:
+        """Whether the cluster autoscales, each trial's GPU share, and whether a node fits
+        a trial now; a cluster that can never fit one is refused here (`check_fits`).
+
+        ``may_grow``: an autoscaler may be running (not on a local instance this engine
+        started). ``joined``: the study joined the cluster at ``spec.address``, so a
+        refusal adds that an autoscaler's first report can lag the head's start.
+        """
+        self._autoscaling = may_grow and autoscaler_running()
+        self._gpus = self._gpu_fraction(spec)
+        try:
+            self._fits_now = check_fits(spec.cpus_per_trial, self._gpus, self._autoscaling)
+        except StudyError as exc:
+            if not joined:
+                raise
+            raise StudyError(
+                f"{exc}. No autoscaler was seen on this cluster; if it has one (ray up), "
+                "its first report comes a few seconds after the head starts: run again"
+            ) from None
 
     @staticmethod
     def _gpu_fraction(spec: StudySpec) -> float:
