@@ -1,4 +1,4 @@
-"""Backend set-up: JAX's persistent compilation cache is shared between processes.
+"""Backend set-up: JAX's compilation cache is shared between processes; TF loads no JAX.
 
 The second process must load every program it needs from the cache and compile none.
 JAX's own counters say which happened (``jax.monitoring`` events, recorded in
@@ -8,6 +8,13 @@ compilation request also ends with a ``backend_compile_duration`` event naming t
 program, so hits and misses are attributed to programs such as ``jit(train_step)``.
 Comparing the cache's file names instead could not catch a recompile: a recompiled
 program is written under the same name.
+
+And the TensorFlow backend starts without JAX. With JAX installed, importing Keras on
+TensorFlow imports it too, for TFLite's converter of JAX functions and a shim for Orbax
+checkpoints, neither used there; `configure_backend` keeps it out (1.6 s of every trial
+worker's start on the 2-core machine), and ``import jax`` works afterwards.
+
+Each check runs in a fresh process, since the backend is chosen once per process.
 """
 
 from __future__ import annotations
@@ -72,15 +79,25 @@ print("COUNTERS " + json.dumps({**totals, "programs": programs}))
 """
 
 
-def _run(cache: Path) -> dict[str, Any]:
-    env = {**os.environ, "KERAS_BACKEND": "jax", "COVIDXR_JAX_CACHE": str(cache)}
+def _in_process(script: str, env: dict[str, str], tag: str) -> dict[str, Any]:
+    """Runs ``script`` in a fresh Python; returns the JSON it printed after ``tag``."""
     proc = subprocess.run(
-        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, timeout=600
+        [sys.executable, "-c", script],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("COUNTERS "))
-    counters: dict[str, Any] = json.loads(line.removeprefix("COUNTERS "))
-    return counters
+    line = next(x for x in proc.stdout.splitlines() if x.startswith(tag + " "))
+    result: dict[str, Any] = json.loads(line.removeprefix(tag + " "))
+    return result
+
+
+def _run(cache: Path) -> dict[str, Any]:
+    return _in_process(
+        SCRIPT, {"KERAS_BACKEND": "jax", "COVIDXR_JAX_CACHE": str(cache)}, "COUNTERS"
+    )
 
 
 def _names(counters: dict[str, Any]) -> list[str]:
@@ -103,3 +120,40 @@ def test_a_second_process_loads_every_program_and_compiles_none(tmp_path: Path) 
     assert second["cache_misses"] == 0 and not compiled, f"recompiled: {compiled}"
     assert not not_loaded, f"not loaded from the cache: {not_loaded}"
     assert second["cache_hits"] == len(names) > 0
+
+
+PROBE = """
+import json, sys
+from covidxr_core import configure_backend
+name = configure_backend()
+loaded_with_backend = "jax" in sys.modules
+import keras
+layer = keras.layers.Dense(2)
+out = layer(keras.ops.ones((1, 3)))
+import jax
+print("PROBE " + json.dumps({
+    "backend": name,
+    "jax_loaded_with_backend": loaded_with_backend,
+    "jax_imports_later": callable(getattr(jax, "jit", None)),
+    "dense_shape": list(out.shape),
+}))
+"""
+
+
+def _probe(backend: str) -> dict[str, Any]:
+    return _in_process(PROBE, {"KERAS_BACKEND": backend}, "PROBE")
+
+
+def test_tensorflow_backend_starts_without_jax_and_jax_still_imports() -> None:
+    result = _probe("tensorflow")
+    assert result["backend"] == "tensorflow"
+    assert result["jax_loaded_with_backend"] is False  # TensorFlow alone would load it
+    assert result["jax_imports_later"] is True  # hidden only while the backend loads
+    assert result["dense_shape"] == [1, 2]
+
+
+def test_jax_backend_is_untouched() -> None:
+    result = _probe("jax")
+    assert result["backend"] == "jax"
+    assert result["jax_loaded_with_backend"] is True
+    assert result["dense_shape"] == [1, 2]
