@@ -80,16 +80,28 @@ def versus(
             f"{interval[1]:+.3f}] has no width, which is not evidence"
         )
     else:
-        shown = f"[{interval[0]:+.3f}, {interval[1]:+.3f}]"
+        # The decision is on the exported models (one seed each, picked on validation),
+        # so the line gives their AUCs and paired difference beside the interval; the
+        # mean over seeds, a different number, comes after and is labelled as such.
+        exported = _auc(tuned.exported_test), _auc(baseline.exported_test)
+        pair = (
+            f"exported models' test AUC {exported[0]:.3f} vs {exported[1]:.3f}, "
+            if exported[0] is not None and exported[1] is not None
+            else "exported models' "
+        )
+        shown = (
+            f"{pair}paired difference {paired['difference']:+.3f}, "
+            f"95% CI [{interval[0]:+.3f}, {interval[1]:+.3f}]"
+        )
         if interval[0] > 0:
-            beat, how = True, f"beat it: paired 95% CI {shown} excludes 0"
+            beat, how = True, "beat it: the interval excludes 0"
         elif interval[1] < 0:
-            beat, how = False, f"did NOT beat it: paired 95% CI {shown} is below 0"
+            beat, how = False, "did NOT beat it: the interval is below 0"
         else:
-            how = f"no clear winner: the paired 95% CI {shown} includes 0"
+            how = "no clear winner: the interval includes 0"
         text = (
-            f"against {label}: test AUC {mean_t:.3f} vs {mean_b:.3f} ({delta:+.3f} over "
-            f"seeds); {how}"
+            f"against {label}: {shown}; {how} (mean test AUC over seeds {mean_t:.3f} vs "
+            f"{mean_b:.3f}, {delta:+.3f})"
         )
     if not ok:
         text += f". Not a usable baseline: {why}"
@@ -106,6 +118,10 @@ def versus(
         beat=beat,
         text=text,
     )
+
+
+def _auc(metrics: Metrics | None) -> float | None:
+    return metrics.value("auc") if metrics is not None else None
 
 
 def _floor_check(name: str, metrics: Metrics, floor: float) -> Check:

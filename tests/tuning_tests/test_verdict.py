@@ -69,6 +69,18 @@ def test_a_clearly_worse_model_is_red():
     assert "did NOT beat" in verdict.versus["baseline"].text
 
 
+def test_the_interval_is_shown_beside_the_difference_it_belongs_to():
+    # The decision is on the exported models' paired difference: the line gives that
+    # difference next to its interval, and the mean over seeds (another number) labelled.
+    versus = _verdict(0.0, 3.0).versus["baseline"]
+    lo, hi = versus.paired_ci95
+    assert versus.paired_difference is not None and lo <= versus.paired_difference <= hi
+    shown = f"paired difference {versus.paired_difference:+.3f}, 95% CI [{lo:+.3f}, {hi:+.3f}]"
+    assert shown in versus.text
+    assert "exported models' test AUC 0.900 vs 0.900" in versus.text  # the fixture's metrics
+    assert "mean test AUC over seeds 0.900 vs 0.600, +0.300" in versus.text
+
+
 def test_equal_models_give_no_clear_winner_and_an_amber_banner():
     verdict = _verdict(1.0, 1.0)
     assert verdict.beat_recipe is None and verdict.kind == "warn"
