@@ -20,14 +20,11 @@ Each check runs in a fresh process, since the backend is chosen once per process
 from __future__ import annotations
 
 import importlib.util
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from _fresh_python import run_snippet
 
 pytestmark = [
     pytest.mark.slow,
@@ -79,23 +76,8 @@ print("COUNTERS " + json.dumps({**totals, "programs": programs}))
 """
 
 
-def _in_process(script: str, env: dict[str, str], tag: str) -> dict[str, Any]:
-    """Runs ``script`` in a fresh Python; returns the JSON it printed after ``tag``."""
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith(tag + " "))
-    result: dict[str, Any] = json.loads(line.removeprefix(tag + " "))
-    return result
-
-
 def _run(cache: Path) -> dict[str, Any]:
-    return _in_process(
+    return run_snippet(
         SCRIPT, {"KERAS_BACKEND": "jax", "COVIDXR_JAX_CACHE": str(cache)}, "COUNTERS"
     )
 
@@ -141,7 +123,7 @@ print("PROBE " + json.dumps({
 
 
 def _probe(backend: str) -> dict[str, Any]:
-    return _in_process(PROBE, {"KERAS_BACKEND": backend}, "PROBE")
+    return run_snippet(PROBE, {"KERAS_BACKEND": backend}, "PROBE")
 
 
 def test_tensorflow_backend_starts_without_jax_and_jax_still_imports() -> None:

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from _fresh_python import run_snippet
 from _util import REPO, leaderboard_rows, run_cli
 
 pytestmark = pytest.mark.slow
@@ -38,18 +39,7 @@ def _client(address: str, body: str, timeout_s: float = 180) -> dict[str, Any]:
     script += f"ray.init(address={address!r}, log_to_driver=False)\n"
     script += "result = {}\n" + textwrap.dedent(body)
     script += '\nray.shutdown()\nprint("RESULT " + json.dumps(result))\n'
-    proc = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        cwd=REPO,
-        env={**os.environ, **CLIENT_ENV},
-    )
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:]
-    line = next(x for x in proc.stdout.splitlines() if x.startswith("RESULT "))
-    result: dict[str, Any] = json.loads(line.removeprefix("RESULT "))
-    return result
+    return run_snippet(script, CLIENT_ENV, "RESULT", timeout_s=timeout_s, cwd=REPO)
 
 
 @pytest.fixture(scope="module")
