@@ -11,10 +11,14 @@ import contextlib
 import json
 import os
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 _configured: str | None = None
+# A Ray worker may import the backend in a thread as it starts (tuning.engines.ray_warmup)
+# while its trial calls configure_backend(): the second caller waits for the first.
+_lock = threading.Lock()
 
 
 def _requested_backend() -> str:
@@ -43,7 +47,13 @@ def configure_backend() -> str:
     global _configured
     if _configured is not None:
         return _configured
+    with _lock:
+        name = _configured or _configure()
+        _configured = name
+    return name
 
+
+def _configure() -> str:
     # Both are read once, when the library starts, so they must be set before import.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if _requested_backend() == "jax":
@@ -64,7 +74,6 @@ def configure_backend() -> str:
             # no longer change; failing a trial over it would be worse than sharing less.
             with contextlib.suppress(RuntimeError):
                 tf.config.experimental.set_memory_growth(gpu, True)
-    _configured = name
     return name
 
 

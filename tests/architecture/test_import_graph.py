@@ -17,6 +17,7 @@ RAY_ALLOWED = (
     "tuning.engines.ray_trial",
     "tuning.engines.ray_callbacks",
     "tuning.engines.ray_optuna",
+    "tuning.engines.ray_warmup",
     "tuning.runfolder",
 )
 

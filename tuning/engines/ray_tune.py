@@ -9,7 +9,9 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,6 +20,7 @@ from typing import Any
 from tuning.crossval import needs_measuring
 from tuning.efficiency import capacity_slots
 from tuning.engines import SearchJob
+from tuning.engines.ray_warmup import DIR_VAR, plain_trial_actors, warm_slots, worker_environment
 from tuning.errors import StudyError
 from tuning.failures import is_lost_to_reuse
 from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard
@@ -142,6 +145,8 @@ class RayTuneEngine:
         self._fixed_slots: int | None = None
         self._autoscaling = False  # a joined cluster whose autoscaler adds nodes
         self._fits_now = True
+        self._plain_actors = False  # trial actors without a runtime env (ray_warmup)
+        self._tickets: str | None = None  # the warm-up tickets' folder this engine made
 
     # ---------------------------------------------------------------- cluster
 
@@ -174,12 +179,11 @@ class RayTuneEngine:
         kwargs: dict[str, Any] = dict(
             log_to_driver=spec.verbose,
             logging_level=logging.INFO if spec.verbose else logging.WARNING,
-            runtime_env={"env_vars": env},
         )
         if spec.address:
             check_reachable(spec.address)
             try:
-                ray.init(address=spec.address, **kwargs)
+                ray.init(address=spec.address, runtime_env={"env_vars": env}, **kwargs)
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise StudyError(
                     f"cannot connect to the Ray cluster at address {spec.address!r}: {exc}. "
@@ -188,16 +192,25 @@ class RayTuneEngine:
         else:
             # A private local instance: a bare ray.init() would join any cluster another
             # process started on this machine (`ray start`, a test's cluster) and die with
-            # it. The dashboard, if installed, answers on this machine only.
+            # it. The dashboard, if installed, answers on this machine only. Its workers get
+            # the variables through their inherited environment, not a runtime env, so that
+            # trials run on the workers Ray starts with it, warmed up (ray_warmup).
+            slots = warm_slots(spec.trials, spec.max_concurrent, spec.cpus_per_trial)
+            tickets = os.environ.get(DIR_VAR) or ""
+            if slots and not tickets:
+                tickets = self._tickets = tempfile.mkdtemp(prefix="covidxr-warm-")
             try:
-                ray.init(
-                    address="local",
-                    dashboard_host="127.0.0.1",
-                    include_dashboard=False,
-                    **kwargs,
-                )
+                with worker_environment(env, slots, tickets):
+                    ray.init(
+                        address="local",
+                        dashboard_host="127.0.0.1",
+                        include_dashboard=False,
+                        **kwargs,
+                    )
             except (ConnectionError, RuntimeError, ValueError) as exc:
+                self._drop_tickets()
                 raise StudyError(f"could not start a local Ray instance: {exc}") from None
+            self._plain_actors = True
         self._started_ray = True
         try:
             self._size_up(spec, may_grow=bool(spec.address), joined=bool(spec.address))
@@ -281,6 +294,24 @@ class RayTuneEngine:
 
             ray.shutdown()
             self._started_ray = False
+            self._plain_actors = False
+        self._drop_tickets()
+
+    @contextlib.contextmanager
+    def _fitting(self, ahead: int | None, bundle: dict[str, float], wanted: int) -> Iterator[None]:
+        """What a `Tuner.fit` of the search runs inside (each context says why)."""
+        with (
+            staged_ahead(ahead),
+            autoscaler_request(bundle, wanted, self._autoscaling),
+            plain_trial_actors(self._plain_actors),
+            callback_tags_without_imports(),
+        ):
+            yield
+
+    def _drop_tickets(self) -> None:
+        if self._tickets is not None:
+            shutil.rmtree(self._tickets, ignore_errors=True)
+            self._tickets = None
 
     # ---------------------------------------------------------------- work
 
@@ -479,7 +510,7 @@ class RayTuneEngine:
         job.observer.search_started(board, spec.trials)
         started = time.monotonic()
         try:
-            with staged_ahead(ahead), autoscaler_request(bundle, wanted, self._autoscaling):
+            with self._fitting(ahead, bundle, wanted):
                 tuner.fit()
             if stop_requested():  # SIGTERM: Tune saved its state; --resume goes on from it
                 return board
@@ -502,7 +533,7 @@ class RayTuneEngine:
                     tune_path, trainable=trainable, resume_unfinished=True, resume_errored=True
                 )
                 again._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
-                with staged_ahead(ahead), autoscaler_request(bundle, wanted, self._autoscaling):
+                with self._fitting(ahead, bundle, wanted):
                     again.fit()
             if job.resume and spec.time_budget_s is None and len(board.rows) < spec.trials:
                 # Tune restored fewer trials than the study planned (its experiment state is
@@ -564,6 +595,55 @@ def autoscaler_request(bundle: dict[str, float], count: int, enabled: bool) -> I
         yield
     finally:
         request_resources(bundles=[])
+
+
+@contextlib.contextmanager
+def callback_tags_without_imports() -> Iterator[None]:
+    """Ray Tune's usage tag of the study's callbacks, recorded without Ray's imports.
+
+    At the start of every ``fit``, Ray Tune counts the callbacks by class for its usage
+    statistics (``ray.air._internal.usage.tag_callbacks``), and to know its own classes it
+    imports its MLflow, Weights & Biases and Comet integrations, and with them MLflow
+    itself where it is installed: 2.0 s of the driver's time inside the search's clock on
+    the 2-core machine (docs/benchmarks.md). The study's callbacks are its own, none of
+    those integrations, so the same tag is recorded here from their base classes alone.
+    A Ray without that function leaves the block unchanged.
+    """
+    try:
+        from ray.air._internal import usage
+        from ray.tune import Callback
+        from ray.tune.logger import LoggerCallback
+    except ImportError:
+        yield
+        return
+    original = getattr(usage, "tag_callbacks", None)
+    if original is None:
+        yield
+        return
+
+    def tag_callbacks(callbacks: list[Any] | None) -> bool:
+        counts: dict[str, int] = {}
+        for callback in callbacks or []:
+            if isinstance(callback, Callback):
+                kind = (
+                    "CustomLoggerCallback"
+                    if isinstance(callback, LoggerCallback)
+                    else "CustomCallback"
+                )
+                counts[kind] = counts.get(kind, 0) + 1
+        if not counts:
+            return False
+        import json
+
+        with contextlib.suppress(Exception):  # telemetry must never fail a study
+            usage.record_extra_usage_tag(usage.TagKey.AIR_CALLBACKS, json.dumps(counts))
+        return True
+
+    usage.tag_callbacks = tag_callbacks
+    try:
+        yield
+    finally:
+        usage.tag_callbacks = original
 
 
 def names_used(spec: StudySpec) -> list[str]:
