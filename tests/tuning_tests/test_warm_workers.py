@@ -21,7 +21,14 @@ sys.path.insert(0, str(REPO / "tests" / "tuning_tests"))
 from _fresh_python import run_snippet  # noqa: E402
 from _util import leaderboard_rows, run_cli  # noqa: E402
 
-from tuning.engines.ray_warmup import DIR_VAR, HOOK_VAR, SLOTS_VAR, worker_environment  # noqa: E402
+from tuning.engines.ray_warmup import (  # noqa: E402
+    DIR_VAR,
+    HOOK_VAR,
+    SLOTS_VAR,
+    SWITCH_VAR,
+    warm_slots,
+    worker_environment,
+)
 
 
 def test_trials_run_on_the_workers_warmed_up_at_start(covid_cxr: Path, tmp_path: Path) -> None:
@@ -56,6 +63,20 @@ def test_the_workers_variables_are_the_instances_only_while_it_starts(tmp_path: 
     assert dict(os.environ) == before
     with worker_environment({}, 0, ""):
         assert HOOK_VAR not in os.environ  # no warm-up asked: no hook for the workers
+
+
+def test_warmed_workers_are_the_trials_that_fit_and_none_where_trials_take_gpus(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from ray._private.utils import get_num_cpus
+
+    cpus = int(get_num_cpus())  # what a local instance gets (a container's limit)
+    assert warm_slots(100, None, 1.0, None) == cpus  # one per CPU, on this GPU-less machine
+    assert warm_slots(1, None, 1.0, None) == 1  # never more than the study's trials
+    assert warm_slots(100, 1, 1.0, None) == 1  # nor more than run at once
+    assert warm_slots(100, None, 1.0, 0.25) == 0  # GPUs are assigned when a trial starts
+    monkeypatch.setenv(SWITCH_VAR, "0")
+    assert warm_slots(100, None, 1.0, None) == 0
 
 
 PROBE = """

@@ -195,7 +195,9 @@ class RayTuneEngine:
             # it. The dashboard, if installed, answers on this machine only. Its workers get
             # the variables through their inherited environment, not a runtime env, so that
             # trials run on the workers Ray starts with it, warmed up (ray_warmup).
-            slots = warm_slots(spec.trials, spec.max_concurrent, spec.cpus_per_trial)
+            slots = warm_slots(
+                spec.trials, spec.max_concurrent, spec.cpus_per_trial, spec.gpus_per_trial
+            )
             tickets = os.environ.get(DIR_VAR) or ""
             if slots and not tickets:
                 tickets = self._tickets = tempfile.mkdtemp(prefix="covidxr-warm-")

@@ -3,7 +3,7 @@
 On its first trial, a trial's worker imports TensorFlow and Keras: about 9 s of the 2-core
 machine's CPU time, inside the search's clock (docs/benchmarks.md). Ray starts one idle
 worker per CPU as a local instance starts, while the driver is still setting the study up,
-but today's trials never land on them:
+but without this module the trials never land on them:
 
 - Ray gives an actor only a worker started for the actor's runtime environment, and Ray
   Tune's actor class cache gives every trainable one of its own (``PL_DISABLE_FORK=1``,
@@ -21,7 +21,8 @@ backend in a thread, so a trial placed on one finds TensorFlow loaded or half-wa
 trial's own `configure_backend()` waits for that import instead of starting a second.
 
 A joined cluster, or a Ray the caller started, is left exactly as before: its workers'
-environment is not ours to set. ``COVIDXR_WARM_WORKERS=0`` turns warming off; the trial
+environment is not ours to set. On a machine with a GPU the workers do not import early
+(`warm_slots` says why), but the trials still run on the idle workers. ``COVIDXR_WARM_WORKERS=0`` turns warming off; the trial
 actors are then still plain, so they use the idle workers, but import on their first trial.
 """
 
@@ -96,9 +97,19 @@ def _import_backend(ticket: Path) -> None:
         out.write(f" {outcome}")
 
 
-def warm_slots(trials: int, max_concurrent: int | None, cpus_per_trial: float) -> int:
-    """Workers worth warming: the trials that can run at once on this machine's CPUs."""
-    if os.environ.get(SWITCH_VAR, "").strip() == "0":
+def warm_slots(
+    trials: int, max_concurrent: int | None, cpus_per_trial: float, gpus_per_trial: float | None
+) -> int:
+    """Workers worth warming: the trials that can run at once on this machine's CPUs.
+
+    None on a machine with a GPU (or another accelerator Ray knows): Ray tells a worker
+    which GPUs its trial may use (``CUDA_VISIBLE_DEVICES``) only when it hands the trial
+    over, and a backend that started before could pick the wrong ones. There the trials
+    still run on the idle workers, and import on their first trial.
+    """
+    if os.environ.get(SWITCH_VAR, "").strip() == "0" or (gpus_per_trial or 0) > 0:
+        return 0
+    if _accelerators_here():
         return 0
     try:
         from ray._private.utils import get_num_cpus  # what a local instance will have
@@ -108,6 +119,18 @@ def warm_slots(trials: int, max_concurrent: int | None, cpus_per_trial: float) -
         cpus = float(os.cpu_count() or 1)
     slots = max(1, int(cpus // max(cpus_per_trial, 1e-9)))
     return max(0, min(trials, max_concurrent or slots, slots))
+
+
+def _accelerators_here() -> bool:
+    """Whether Ray would find a GPU (or TPU, HPU...) on this machine; True if unsure."""
+    try:
+        from ray._private.accelerators import get_all_accelerator_managers
+
+        return any(
+            m.get_current_node_num_accelerators() > 0 for m in get_all_accelerator_managers()
+        )
+    except Exception:
+        return True
 
 
 def _package_root() -> str | None:
