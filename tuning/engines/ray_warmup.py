@@ -22,8 +22,9 @@ trial's own `configure_backend()` waits for that import instead of starting a se
 
 A joined cluster, or a Ray the caller started, is left exactly as before: its workers'
 environment is not ours to set. On a machine with a GPU the workers do not import early
-(`warm_slots` says why), but the trials still run on the idle workers. ``COVIDXR_WARM_WORKERS=0`` turns warming off; the trial
-actors are then still plain, so they use the idle workers, but import on their first trial.
+(`warm_slots` says why), but the trials still run on the idle workers.
+``COVIDXR_WARM_WORKERS=0`` turns warming off; the trial actors are then still plain, so
+they use the idle workers, but import on their first trial.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def warm_slots(
     except Exception:
         cpus = float(os.cpu_count() or 1)
     slots = max(1, int(cpus // max(cpus_per_trial, 1e-9)))
-    return max(0, min(trials, max_concurrent or slots, slots))
+    return min(trials, max_concurrent or slots, slots)
 
 
 def _accelerators_here() -> bool:
@@ -157,7 +158,7 @@ def worker_environment(env: dict[str, str], slots: int, tickets: str) -> Iterato
         # Ray ends a worker idle for more than 1 s once the workers outnumber the free
         # CPUs, which Tune's placement groups take as the search starts: the warm workers
         # were ended moments before their trials asked for them, in some runs.
-        wanted.setdefault(IDLE_VAR, os.environ.get(IDLE_VAR) or str(IDLE_KEEP_MS))
+        wanted[IDLE_VAR] = os.environ.get(IDLE_VAR) or str(IDLE_KEEP_MS)  # the user's wins
         root = _package_root()
         if root is not None:  # a checkout run without installing: workers must find it
             wanted["PYTHONPATH"] = os.pathsep.join(
