@@ -30,8 +30,9 @@ from covidxr_core.errors import BadImageError, ConfigError, CovidxrError, DataEr
 
 if TYPE_CHECKING:
     from covidxr_core._backend import configure_backend
+    from covidxr_core.config import ModelConfig, preset
     from covidxr_core.data import DataConfig, Dataset, SplitArrays, load_dataset
-    from covidxr_core.model import ModelConfig, build_model, preset
+    from covidxr_core.model import build_model
     from covidxr_core.train import (
         TrainConfig,
         TrainingDiverged,
@@ -50,9 +51,9 @@ _LAZY = {
     "Dataset": "covidxr_core.data",
     "SplitArrays": "covidxr_core.data",
     "load_dataset": "covidxr_core.data",
-    "ModelConfig": "covidxr_core.model",
+    "ModelConfig": "covidxr_core.config",
     "build_model": "covidxr_core.model",
-    "preset": "covidxr_core.model",
+    "preset": "covidxr_core.config",
     "TrainConfig": "covidxr_core.train",
     "TrainResult": "covidxr_core.train",
     "TrainingDiverged": "covidxr_core.train",

@@ -19,6 +19,7 @@ _configured: str | None = None
 # A Ray worker may import the backend in a thread as it starts (tuning.engines.ray_warmup)
 # while its trial calls configure_backend(): the second caller waits for the first.
 _lock = threading.Lock()
+_quiet_start = False  # quiet_start_up() was called
 
 
 def _requested_backend() -> str:
@@ -40,6 +41,8 @@ def configure_backend() -> str:
     Idempotent: the first call does the work, later calls only return the name. Call it
     before anything imports Keras; afterwards TensorFlow's memory growth can still be set
     as long as no GPU has been used yet (otherwise the GPU keeps its current setting).
+    After `quiet_start_up`, the first call keeps the native libraries' start-up lines off
+    the console, whoever makes it.
 
     Returns:
         The Keras backend name, e.g. ``"tensorflow"`` or ``"jax"``.
@@ -48,9 +51,10 @@ def configure_backend() -> str:
     if _configured is not None:
         return _configured
     with _lock:
-        name = _configured or _configure()
-        _configured = name
-    return name
+        if _configured is None:
+            quiet = _quiet_start and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "0"
+            _configured = _configure_muted() if quiet else _configure()
+    return _configured
 
 
 def _configure() -> str:
@@ -100,8 +104,9 @@ def _jax_hidden(hide: bool) -> Iterator[None]:
             del sys.modules["jax"]
 
 
-def configure_backend_quietly() -> str:
-    """`configure_backend` with the native libraries' start-up lines kept off the console.
+def quiet_start_up() -> None:
+    """Keeps the backend's native start-up lines off the console in this process, whenever
+    the backend is first imported.
 
     TensorFlow's C++ start-up lines (oneDNN custom operations, cudart / cuInit probing,
     CPU features) are written straight to file descriptor 2 and ignore
@@ -110,11 +115,27 @@ def configure_backend_quietly() -> str:
     pointed at a temporary file. If the import fails, what it wrote is replayed to stderr
     with the exception. ``TF_CPP_MIN_LOG_LEVEL=0`` keeps the lines.
 
+    A study's driver calls this instead of importing the backend up front: it builds
+    configs, loads data and drives the search without Keras (the trials train in Ray's
+    workers), and needs Keras only to export and explain the retrained winner.
+    """
+    global _quiet_start
+    _quiet_start = True
+
+
+def configure_backend_quietly() -> str:
+    """`configure_backend` now, with the native start-up lines off the console
+    (`quiet_start_up`).
+
     Returns:
         The Keras backend name.
     """
-    if _configured is not None or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
-        return configure_backend()
+    quiet_start_up()
+    return configure_backend()
+
+
+def _configure_muted() -> str:
+    """`_configure` with file descriptor 2 pointed at a temporary file (`quiet_start_up`)."""
     import tempfile
 
     sys.stderr.flush()
@@ -122,7 +143,7 @@ def configure_backend_quietly() -> str:
     with tempfile.TemporaryFile() as sink:
         os.dup2(sink.fileno(), 2)
         try:
-            name = configure_backend()
+            name = _configure()
             if name == "tensorflow":
                 import tensorflow as tf
 
@@ -216,4 +237,9 @@ def _reseed_tensorflow_in_place(seed: int) -> bool:
     return True
 
 
-__all__ = ["configure_backend", "configure_backend_quietly", "enable_determinism"]
+__all__ = [
+    "configure_backend",
+    "configure_backend_quietly",
+    "enable_determinism",
+    "quiet_start_up",
+]

@@ -1,16 +1,15 @@
 """The recipe's six-convolution CNN, with every architecture number taken from a config.
 
-Read top to bottom: the config (one comment per default), the presets, the input layer
-that carries the preprocessing settings inside the saved model, the optimizer registry,
-then ``build_model``.
+The config (one comment per default) and the presets live in `covidxr_core.config`, which
+imports no Keras; they are re-exported here. Read top to bottom: the learning-rate
+schedule, the optimizer registry, the input layer that carries the preprocessing settings
+inside the saved model, the training knobs, then ``build_model``.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
 from typing import Any
 
 from covidxr_core._backend import configure_backend
@@ -19,7 +18,8 @@ configure_backend()  # quiet logs and GPU memory growth must precede Keras' star
 
 import keras  # noqa: E402
 
-from covidxr_core.augment import AffineAugment, AugmentConfig, check_fields  # noqa: E402
+from covidxr_core.augment import AffineAugment  # noqa: E402
+from covidxr_core.config import PRESETS, ModelConfig, preset  # noqa: E402
 from covidxr_core.errors import ConfigError  # noqa: E402
 
 
@@ -86,140 +86,6 @@ OPTIMIZERS: dict[str, Callable[[ModelConfig], keras.optimizers.Optimizer]] = {
         lambda lr, c: keras.optimizers.SGD(learning_rate=lr, momentum=c.momentum)
     ),
 }
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """Architecture, optimizer and preprocessing of one model; defaults are the recipe's."""
-
-    image_size: int = 300  # recipe: 300×300 input
-    channels: int = 3  # recipe: RGB (X-rays are grey, so 1 channel loses nothing)
-    widths: tuple[int, ...] = (2, 4, 8, 16, 32, 64)  # recipe: six conv blocks, these filters
-    kernel_size: int = 3  # recipe: 3×3 convolutions
-    # Recipe: an L2 kernel regulariser on each conv, factor not given (DESIGN.md). We pick
-    # 0.001, not Keras' bare `L2()` default of 0.01: the recipe's he-normal kernels start
-    # with a squared sum of ~250, so 0.01 would add ~2.5 to a ~0.69 cross-entropy, while
-    # 0.001 adds ~0.25. A search space may vary it (`l2`).
-    l2: float = 1e-3
-    batch_norm: bool = True  # recipe: BatchNorm after each conv's ReLU
-    pool_size: int = 2  # recipe: 2×2 max pooling after each block
-    dropout: float = 0.5  # recipe: Dropout(0.5) before the classifier
-    dense_units: int = 0  # recipe: 0, Flatten -> Dropout -> Dense(classes); >0 adds a hidden layer
-    num_classes: int = 2  # recipe: corona vs normal, softmax over both
-    optimizer: str = "adagrad"  # recipe: Adagrad; see OPTIMIZERS for the others
-    learning_rate: float = 1e-3  # recipe: 0.001
-    lr_decay: float = 0.9  # recipe: Keras 2 `decay=0.9`, i.e. lr / (1 + 0.9·step); 0 = constant
-    momentum: float = 0.9  # used by "sgd" only
-    augment: AugmentConfig = field(default_factory=AugmentConfig)  # recipe's 8 augmentations
-    class_names: tuple[str, ...] = ("corona", "normal")  # the recipe's class folders, sorted
-    positive_class: str = "corona"  # the class sensitivity and AUC are about
-
-    def __post_init__(self) -> None:
-        # Configs arrive as dicts from search spaces and JSON; accept lists and a dict here
-        # so equality and hashing work on the frozen result.
-        object.__setattr__(self, "widths", tuple(self.widths))
-        object.__setattr__(self, "class_names", tuple(self.class_names))
-        if isinstance(self.augment, Mapping):
-            object.__setattr__(self, "augment", AugmentConfig.from_dict(dict(self.augment)))
-        self._validate()
-
-    def _validate(self) -> None:
-        def fail(name: str, rule: str, value: object) -> None:
-            raise ConfigError(f"ModelConfig.{name}: {rule}, but got {value!r}")
-
-        if self.channels not in (1, 3):
-            fail("channels", "must be 1 (greyscale) or 3 (RGB)", self.channels)
-        if len(self.widths) < 1:
-            fail("widths", "needs at least one convolution width (`len(widths) >= 1`)", self.widths)
-        if not all(isinstance(w, int) and w >= 1 for w in self.widths):
-            fail("widths", "every width must be an integer >= 1", self.widths)
-        if self.kernel_size < 1:
-            fail("kernel_size", "`kernel_size >= 1` must hold", self.kernel_size)
-        if self.pool_size < 1:
-            fail("pool_size", "`pool_size >= 1` must hold", self.pool_size)
-        smallest = self.pool_size ** len(self.widths)
-        if self.image_size < smallest:
-            fail(
-                "image_size",
-                f"must be >= pool_size**len(widths) = {self.pool_size}**{len(self.widths)} "
-                f"= {smallest}, otherwise the feature map vanishes after {len(self.widths)} "
-                f"poolings (smallest allowed: {smallest})",
-                self.image_size,
-            )
-        if self.l2 < 0:
-            fail("l2", "`l2 >= 0` must hold", self.l2)
-        if not 0 <= self.dropout < 1:
-            fail("dropout", "`0 <= dropout < 1` must hold", self.dropout)
-        if self.dense_units < 0:
-            fail(
-                "dense_units",
-                "`dense_units >= 0` must hold (0 = no hidden layer)",
-                self.dense_units,
-            )
-        if self.optimizer not in OPTIMIZERS:
-            fail("optimizer", f"must be one of {', '.join(sorted(OPTIMIZERS))}", self.optimizer)
-        if not self.learning_rate > 0:
-            fail("learning_rate", "`learning_rate > 0` must hold", self.learning_rate)
-        if self.lr_decay < 0:
-            fail(
-                "lr_decay", "`lr_decay >= 0` must hold (0 = constant learning rate)", self.lr_decay
-            )
-        if not 0 <= self.momentum < 1:
-            fail("momentum", "`0 <= momentum < 1` must hold", self.momentum)
-        if self.num_classes < 2:
-            fail("num_classes", "`num_classes >= 2` must hold", self.num_classes)
-        if len(self.class_names) != self.num_classes:
-            fail(
-                "class_names", f"must name num_classes={self.num_classes} classes", self.class_names
-            )
-        if self.positive_class not in self.class_names:
-            fail(
-                "positive_class",
-                f"must be one of class_names {list(self.class_names)}",
-                self.positive_class,
-            )
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (tuples become lists on dumping); ``from_dict`` inverts it."""
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: Mapping[str, Any]) -> ModelConfig:
-        check_fields(cls, values)
-        return cls(**values)
-
-
-# Named starting points. "seed" is the recipe exactly (batch 32 and 10 epochs live in
-# TrainConfig); the others change only what their names say.
-PRESETS: dict[str, ModelConfig] = {
-    "seed": ModelConfig(),
-    "seed-gray": ModelConfig(channels=1),  # the data loader's default greyscale decode
-    "smoke": ModelConfig(image_size=64, channels=1),  # smallest size the six poolings allow
-    # The strong default a competent engineer tries first: Adam at 1e-3 with no decay (the
-    # recipe's per-step decay leaves ~1% of its learning rate after 80 steps), filters that
-    # grow 16 -> 128, and lighter dropout. docs/clinical.md has the measurement behind it.
-    "default": ModelConfig(
-        optimizer="adam",
-        learning_rate=1e-3,
-        lr_decay=0.0,
-        widths=(16, 32, 64, 128, 128, 128),
-        dropout=0.3,
-    ),
-}
-
-
-def preset(name: str, **overrides: Any) -> ModelConfig:
-    """A preset with some fields replaced (and the result validated).
-
-    Raises:
-        ConfigError: Unknown preset name or field, or an override breaks a rule.
-    """
-    if name not in PRESETS:
-        raise ConfigError(
-            f"unknown model preset {name!r}; valid presets are {', '.join(sorted(PRESETS))}"
-        )
-    values = {**PRESETS[name].to_dict(), **overrides}
-    return ModelConfig.from_dict(values)
 
 
 @keras.saving.register_keras_serializable(package="covidxr")

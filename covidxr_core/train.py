@@ -36,7 +36,7 @@ from covidxr_core.outputs import check_output_folder
 if TYPE_CHECKING:
     import keras
 
-    from covidxr_core.model import ModelConfig
+    from covidxr_core.config import ModelConfig
     from covidxr_core.operating_point import OperatingPoint
 
 # precision name -> Keras dtype policy
@@ -98,7 +98,7 @@ class TrainConfig:
     operating_point: str = "youden"
 
     def __post_init__(self) -> None:
-        from covidxr_core.model import ModelConfig
+        from covidxr_core.config import ModelConfig
 
         if isinstance(self.model, Mapping):
             object.__setattr__(self, "model", ModelConfig.from_dict(self.model))
@@ -573,7 +573,7 @@ def save_run(result: TrainResult, out_dir: str | Path) -> None:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from covidxr_core.model import PRESETS
+    from covidxr_core.config import PRESETS
 
     p = argparse.ArgumentParser(
         prog="python -m covidxr_core.train",
@@ -681,7 +681,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # Before any data or training: a model that cannot be saved is never trained.
         check_output_folder(args.output, would_write=_OUTPUT_FILES, overwrite=args.overwrite)
-        from covidxr_core.model import preset
+        from covidxr_core.config import preset
 
         overrides: dict[str, Any] = {}
         if args.image_size is not None:

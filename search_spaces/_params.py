@@ -108,8 +108,8 @@ _POSITIVE = Legal(0.0, low_open=True)  # > 0
 # The legal range of each numeric or string parameter, checked on every bound, choice and
 # fixed value when a space is loaded (the model and augmentation configs check the same
 # rules again when a trial's config is built; this table gets them in before any trial).
-# The optimizer names are those of covidxr_core.model.OPTIMIZERS, kept here as text so a
-# space loads without importing Keras (a test holds the two lists equal).
+# The optimizer names are those of covidxr_core.model.OPTIMIZERS (and config.OPTIMIZER_NAMES),
+# kept here as text so a space loads without importing covidxr_core (a test holds them equal).
 LEGAL: dict[str, Legal] = {
     "learning_rate": _POSITIVE,
     "dropout": _FRACTION,

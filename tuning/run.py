@@ -35,16 +35,6 @@ from tuning.spec import (
 )
 
 
-def _import_backend_quietly() -> None:
-    """Imports Keras and its backend with native stderr muted (`-v` keeps the lines)."""
-    import contextlib
-
-    with contextlib.suppress(ImportError):
-        from covidxr_core._backend import configure_backend_quietly
-
-        configure_backend_quietly()
-
-
 def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: 0 on success, 2 for a problem the user must fix, 143 when
     stopped by SIGTERM (the state is saved: ``--resume`` continues)."""
@@ -98,7 +88,11 @@ def _main(argv: list[str] | None) -> int:
         console.print(f"[bold red]error:[/] {escape(problem)}")
         return 2
     if not args.verbose:
-        _import_backend_quietly()
+        # Keras starts only where this process uses a model (exporting and explaining the
+        # retrained winner), and then without its native start-up lines (`-v` keeps them).
+        from covidxr_core._backend import quiet_start_up
+
+        quiet_start_up()
     from tuning.progress import progress_for
     from tuning.study import run_study
 

@@ -461,7 +461,7 @@ def load_data(spec: StudySpec, observer: StudyObserver | None = None) -> Dataset
 def base_config(spec: StudySpec, data: Dataset) -> TrainConfig:
     """The recipe (``seed`` preset) at the study's image size: the baseline, and what each
     trial's sampled values change."""
-    from covidxr_core.model import preset
+    from covidxr_core.config import preset
     from covidxr_core.train import TrainConfig
 
     model = preset(
@@ -484,7 +484,7 @@ def base_config(spec: StudySpec, data: Dataset) -> TrainConfig:
 def default_config(spec: StudySpec, data: Dataset) -> TrainConfig:
     """The sensible default (``default`` preset) under the study's budget: the baseline a
     competent engineer would try first."""
-    from covidxr_core.model import preset
+    from covidxr_core.config import preset
 
     base = base_config(spec, data)
     model = preset(

@@ -89,9 +89,10 @@ def test_a_fixed_value_is_range_checked_too(tmp_path: Path) -> None:
 def test_every_numeric_parameter_has_a_legal_range() -> None:
     numeric = {n for n, spec in KNOWN_PARAMS.items() if spec.kind in (int, float)}
     assert numeric <= set(LEGAL), sorted(numeric - set(LEGAL))
+    from covidxr_core.config import OPTIMIZER_NAMES
     from covidxr_core.model import OPTIMIZERS
 
-    assert set(LEGAL["optimizer"].choices) == set(OPTIMIZERS)
+    assert set(LEGAL["optimizer"].choices) == set(OPTIMIZERS) == set(OPTIMIZER_NAMES)
 
 
 def test_legal_ranges_agree_with_the_model_and_augment_configs() -> None:
