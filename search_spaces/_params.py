@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from covidxr_core.config import OPTIMIZER_NAMES
+
 N_BLOCKS = 6
 
 
@@ -108,13 +110,11 @@ _POSITIVE = Legal(0.0, low_open=True)  # > 0
 # The legal range of each numeric or string parameter, checked on every bound, choice and
 # fixed value when a space is loaded (the model and augmentation configs check the same
 # rules again when a trial's config is built; this table gets them in before any trial).
-# The optimizer names are those of covidxr_core.model.OPTIMIZERS (and config.OPTIMIZER_NAMES),
-# kept here as text so a space loads without importing covidxr_core (a test holds them equal).
 LEGAL: dict[str, Legal] = {
     "learning_rate": _POSITIVE,
     "dropout": _FRACTION,
     "l2": _NON_NEGATIVE,
-    "optimizer": Legal(choices=("adagrad", "adam", "sgd")),
+    "optimizer": Legal(choices=OPTIMIZER_NAMES),  # what covidxr_core.model.OPTIMIZERS builds
     "momentum": _FRACTION,
     "lr_decay": _NON_NEGATIVE,
     "kernel_size": Legal(1.0, odd=True),
