@@ -4,7 +4,7 @@ Tracing (TensorFlow) or compiling (JAX) a model's training and prediction steps 
 seconds on a CPU, several times the training of a small trial. A Ray worker that runs
 trial after trial (``reuse_actors``) would pay it every time. What changes a traced step
 is its shapes and its constants; everything else a search varies is a variable of the
-model or optimizer (`covidxr_core.model`: the learning rate and its decay, the dropout
+model or optimizer (`covidxr_core.model`: the learning rate and its schedule, the dropout
 rate, the L2 factor; `covidxr_core.augment`: the augmentation ranges). So a worker keeps one compiled model per *program key*, and a new
 trial with the same key gets that model with the state of a model built from scratch
 copied in: weights, seed-generator states, the knobs and the optimizer's slots, all drawn
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from covidxr_core.model import ModelConfig
 
 # Knobs: the ModelConfig fields that are variables of the model, not part of the key.
-KNOB_FIELDS = ("learning_rate", "lr_decay", "dropout", "l2")
+KNOB_FIELDS = ("learning_rate", "lr_schedule", "lr_decay", "dropout", "l2")
 # How many compiled models one process keeps (least recently used goes first). Each is a
 # few MB of weights for the recipe's CNN, plus its traced functions.
 MAX_MODELS = 4

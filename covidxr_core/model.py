@@ -25,48 +25,81 @@ from covidxr_core.errors import ConfigError  # noqa: E402
 
 @keras.saving.register_keras_serializable(package="covidxr")
 class KnobInverseTimeDecay(keras.optimizers.schedules.LearningRateSchedule):
-    """Keras 2's ``decay``: ``lr_t = lr / (1 + decay * t)``, t = updates done so far.
+    """The learning-rate schedules of `covidxr_core.config.LR_SCHEDULES`, as one formula:
 
-    The same formula as ``InverseTimeDecay(decay_steps=1)``, but ``lr`` and ``decay`` live
-    in two variables of the optimizer (`bind`), not in constants of the traced training
-    step, so a reused compiled step trains another learning rate by assignment. With
-    ``decay = 0`` it is the constant rate, exactly (``lr / 1``).
+        lr_t = lr / (1 + decay * t) * c_t,   c_t = (1 + cos(pi * min(t, T) / T)) / 2 if T > 0
+                                                  else 1
+
+    with t the updates done so far. ``decay`` is Keras 2's per-step ``decay`` (the
+    recipe's inverse-time schedule; 0 for the others) and ``T`` the cosine schedule's total
+    steps (0: no cosine). ``lr``, ``decay`` and ``T`` live in three variables of the
+    optimizer (`bind`), not in constants of the traced training step, so a reused compiled
+    step trains another schedule by assignment. With ``decay = 0`` and ``T = 0`` it is the
+    constant rate, exactly (``lr / 1``). The name is the first schedule's, kept so that
+    models saved before the cosine schedule existed still load.
     """
 
-    def __init__(self, initial_learning_rate: float, decay_rate: float) -> None:
+    def __init__(
+        self, initial_learning_rate: float, decay_rate: float, cosine_steps: int = 0
+    ) -> None:
         self.initial_learning_rate = float(initial_learning_rate)
         self.decay_rate = float(decay_rate)
+        self.cosine_steps = int(cosine_steps)
         self.lr_var: Any = None
         self.decay_var: Any = None
+        self.cosine_var: Any = None
 
     def bind(self, optimizer: keras.optimizers.Optimizer) -> None:
-        """Create the two variables as the optimizer's own, so every backend tracks them."""
+        """Create the three variables as the optimizer's own, so every backend tracks them."""
         self.lr_var = optimizer.add_variable(
             (), keras.initializers.Constant(self.initial_learning_rate), name="knob_lr"
         )
         self.decay_var = optimizer.add_variable(
             (), keras.initializers.Constant(self.decay_rate), name="knob_lr_decay"
         )
+        self.cosine_var = optimizer.add_variable(
+            (), keras.initializers.Constant(float(self.cosine_steps)), name="knob_lr_cosine"
+        )
 
     def __call__(self, step: Any) -> Any:
         step = keras.ops.cast(step, "float32")
         if self.lr_var is None:
-            return self.initial_learning_rate / (1.0 + self.decay_rate * step)
-        return self.lr_var / (1.0 + self.decay_var * step)
+            lr, decay, total = self.initial_learning_rate, self.decay_rate, self.cosine_steps
+        else:
+            lr, decay, total = self.lr_var, self.decay_var, self.cosine_var
+        total = keras.ops.cast(total, "float32")
+        progress = keras.ops.minimum(step, total) / keras.ops.maximum(total, 1.0)
+        cosine = keras.ops.where(
+            total > 0, 0.5 * (1.0 + keras.ops.cos(3.141592653589793 * progress)), 1.0
+        )
+        return lr / (1.0 + decay * step) * cosine
+
+    def set_total_steps(self, steps: int) -> None:
+        """The cosine schedule's length, known once the data and the budget are."""
+        self.cosine_steps = int(steps)
+        if self.cosine_var is not None:
+            self.cosine_var.assign(float(steps))
 
     def get_config(self) -> dict[str, Any]:
         if self.lr_var is not None:
             return {
                 "initial_learning_rate": float(keras.ops.convert_to_numpy(self.lr_var)),
                 "decay_rate": float(keras.ops.convert_to_numpy(self.decay_var)),
+                "cosine_steps": int(keras.ops.convert_to_numpy(self.cosine_var)),
             }
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_rate": self.decay_rate}
+        return {
+            "initial_learning_rate": self.initial_learning_rate,
+            "decay_rate": self.decay_rate,
+            "cosine_steps": self.cosine_steps,
+        }
 
 
 def _with_schedule(
     factory: Callable[[KnobInverseTimeDecay, ModelConfig], keras.optimizers.Optimizer],
 ) -> Callable[[ModelConfig], keras.optimizers.Optimizer]:
     def make(config: ModelConfig) -> keras.optimizers.Optimizer:
+        # lr_decay is 0 unless the schedule is inverse_time (ModelConfig sees to it); the
+        # cosine's length is set by `set_schedule_length` once the budget is known.
         schedule = KnobInverseTimeDecay(config.learning_rate, config.lr_decay)
         optimizer = factory(schedule, config)
         schedule.bind(optimizer)
@@ -75,8 +108,15 @@ def _with_schedule(
     return make
 
 
+def set_schedule_length(model: keras.Model, config: ModelConfig, total_steps: int) -> None:
+    """Sets the cosine schedule's total steps (0 for the other schedules) on a built model."""
+    schedule = getattr(model.optimizer, "_learning_rate", None)
+    if isinstance(schedule, KnobInverseTimeDecay):
+        schedule.set_total_steps(total_steps if config.lr_schedule == "cosine" else 0)
+
+
 # Optimizer registry: name -> factory(config). The learning-rate schedule above applies to
-# every optimizer, so a search can vary `lr_decay` independently of the optimizer.
+# every optimizer, so a search can vary the schedule independently of the optimizer.
 OPTIMIZERS: dict[str, Callable[[ModelConfig], keras.optimizers.Optimizer]] = {
     # Keras 3's Adagrad defaults (initial accumulator 0.1, epsilon 1e-7) equal Keras 2's.
     "adagrad": _with_schedule(lambda lr, c: keras.optimizers.Adagrad(learning_rate=lr)),
@@ -372,4 +412,5 @@ __all__ = [
     "model_metadata",
     "preset",
     "set_decision",
+    "set_schedule_length",
 ]

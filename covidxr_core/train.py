@@ -155,6 +155,9 @@ class TrainResult:
     data_summary: dict[str, Any] = field(default_factory=dict)  # source, counts, notes...
     threshold: float | None = None  # chosen on validation; None: argmax (3+ classes)
     calibration: dict[str, Any] = field(default_factory=dict)
+    # The final model's validation probabilities, (N, classes): what a tuner compares
+    # runs on (never the test split's).
+    validation_probs: np.ndarray | None = None
 
 
 def _model_config_for(config: ModelConfig, data: Dataset) -> ModelConfig:
@@ -451,7 +454,7 @@ def train(
         TrainingStopped: ``should_stop`` said so.
     """
     from covidxr_core._backend import configure_backend, enable_determinism
-    from covidxr_core.model import build_model, set_decision
+    from covidxr_core.model import build_model, set_decision, set_schedule_length
     from covidxr_core.operating_point import OperatingPoint
 
     started = time.perf_counter()
@@ -471,6 +474,9 @@ def train(
         model = _reuse.adopt(model, key)
     if not model.optimizer.built:  # a model of its own (a kept one is built)
         _build_for_fit(model, train_split.images[:1], onehot[:1])
+    # After adopt: a kept model took the fresh one's state, the cosine's length included.
+    steps_per_epoch = -(-len(train_split.labels) // config.batch_size)
+    set_schedule_length(model, model_config, config.epochs * steps_per_epoch)
 
     point = OperatingPoint.parse(config.operating_point)
     reporter = _reporter_class()(data, config.batch_size, callbacks, point, should_stop)
@@ -539,6 +545,7 @@ def train(
         data_summary=_data_summary(data),
         threshold=threshold,
         calibration=calibration,
+        validation_probs=np.asarray(reporter.last_probs),
     )
 
 
