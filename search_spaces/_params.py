@@ -10,7 +10,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from covidxr_core.config import OPTIMIZER_NAMES
+from covidxr_core.config import LR_SCHEDULES, OPTIMIZER_NAMES
 
 N_BLOCKS = 6
 
@@ -30,7 +30,8 @@ KNOWN_PARAMS: dict[str, ParamSpec] = {
     "l2": ParamSpec(float, "model", "L2 factor on every conv kernel"),
     "optimizer": ParamSpec(str, "model", "adagrad | adam | sgd"),
     "momentum": ParamSpec(float, "model", "SGD momentum"),
-    "lr_decay": ParamSpec(float, "model", "Adagrad inverse-time decay rate"),
+    "lr_schedule": ParamSpec(str, "model", "constant | inverse_time | cosine"),
+    "lr_decay": ParamSpec(float, "model", "inverse-time decay rate per step (inverse_time only)"),
     "kernel_size": ParamSpec(int, "model", "conv kernel size"),
     "dense_units": ParamSpec(int, "model", "hidden dense units (0: none, as the recipe)"),
     "batch_norm": ParamSpec(bool, "model", "batch normalisation after each conv"),
@@ -116,6 +117,7 @@ LEGAL: dict[str, Legal] = {
     "l2": _NON_NEGATIVE,
     "optimizer": Legal(choices=OPTIMIZER_NAMES),  # what covidxr_core.model.OPTIMIZERS builds
     "momentum": _FRACTION,
+    "lr_schedule": Legal(choices=LR_SCHEDULES),
     "lr_decay": _NON_NEGATIVE,
     "kernel_size": Legal(1.0, odd=True),
     "dense_units": _NON_NEGATIVE,

@@ -21,7 +21,10 @@ if TYPE_CHECKING:
     from covidxr_core.train import TrainConfig
 
 _TYPES = ("float", "int", "categorical")
-_TOP_KEYS = ("description", "fixed", "params")
+_TOP_KEYS = ("description", "base", "fixed", "params", "starts")
+# What a space's unlisted parameters keep: the sensible default (`default` preset) or the
+# recipe as published (`seed` preset).
+BASES = {"default": "default", "recipe": "seed"}
 _NUMERIC_KEYS = ("type", "low", "high", "log")  # the keys of a float or int parameter
 _CATEGORICAL_KEYS = ("type", "choices")  # the keys of a categorical parameter
 
@@ -63,6 +66,107 @@ class SearchSpace:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     description: str = ""
     source: str = ""  # the YAML file it came from
+    base: str = "default"  # a key of BASES: what every unlisted value is taken from
+    # A user's own starting points: searched values (the rest from the base), run first.
+    starts: tuple[Mapping[str, Any], ...] = ()
+
+    @property
+    def preset(self) -> str:
+        """The `covidxr_core.config` preset the base names."""
+        return BASES[self.base]
+
+    def contains(self, name: str, value: Any) -> bool:
+        """Whether the searched parameter ``name`` can take ``value``."""
+        param = next(p for p in self.params if p.name == name)
+        if param.type == "categorical":
+            return any(type(c) is type(value) and c == value for c in param.choices) or (
+                not isinstance(value, bool)
+                and any(not isinstance(c, bool) and c == value for c in param.choices)
+            )
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return False
+        assert param.low is not None and param.high is not None
+        return param.low * (1 - 1e-9) <= value <= param.high * (1 + 1e-9)
+
+    def point_of(self, config: TrainConfig, base: TrainConfig) -> tuple[dict[str, Any] | None, str]:
+        """The searched values that turn ``base`` into ``config``, if the space holds them.
+
+        Returns:
+            ``(values, "")``, or ``(None, why)`` naming the first value the space cannot
+            take or the setting it holds fixed at another value.
+        """
+        model, augment = config.model, config.model.augment
+        values: dict[str, Any] = {}
+        for param in self.params:
+            name, target = param.name, KNOWN_PARAMS[param.name].target
+            if name == "lr_decay" and model.lr_schedule != "inverse_time":
+                values[name] = param.choices[0] if param.type == "categorical" else param.low
+                continue  # unread by the other schedules: any value in the space will do
+            if target == "widths":
+                value: Any = _width_value(name, model.widths)
+            elif target == "augment":
+                value = getattr(augment, name)
+            elif target == "train":
+                value = getattr(config, name)
+            else:
+                value = getattr(model, name)
+            if param.type == "categorical":
+                value = next((c for c in param.choices if c == value), value)
+            elif param.type == "int":
+                value = int(value)
+            if not self.contains(name, value):
+                return None, f"`{name}` = {value!r} is outside {param.describe()}"
+            values[name] = value
+        rebuilt = self.apply(values, base)
+        if rebuilt.model != model or rebuilt.batch_size != config.batch_size:
+            differ = _first_difference(rebuilt, config)
+            return None, f"the space holds {differ} at another value"
+        return values, ""
+
+    def held_fixed(self, base: TrainConfig) -> dict[str, Any]:
+        """Every training setting no trial of this space changes, by name, with its value:
+        the base's (after `fixed`) for each known parameter the space does not search, plus
+        the budget and the settings no space can search."""
+        config = self.apply(self.sample_defaults(), base)
+        model = config.model
+        searched = set(self.names)
+        width_knobs = {"base_width", "width_growth", "width_cap"} | {
+            f"width_{i}" for i in range(1, len(model.widths) + 1)
+        }
+        held: dict[str, Any] = {"base": f"{self.base} ({self.preset} preset)"}
+        if not searched & width_knobs:
+            held["widths"] = list(model.widths)
+        else:
+            for knob in ("width_growth", "width_cap"):
+                if knob not in searched:
+                    derived = (
+                        _width_value(knob, base.model.widths) if knob == "width_growth" else None
+                    )
+                    held[knob] = self.fixed.get(knob, derived)  # width_cap None: no cap
+        for name, spec in KNOWN_PARAMS.items():
+            if name in searched or spec.target == "widths":
+                continue
+            unread_decay = "lr_schedule" not in searched and model.lr_schedule != "inverse_time"
+            if name == "lr_decay" and unread_decay:
+                continue  # read by the inverse-time schedule only
+            if name == "momentum" and "optimizer" not in searched and model.optimizer != "sgd":
+                continue  # read by SGD only
+            if spec.target == "augment":
+                held[name] = getattr(model.augment, name)
+            elif spec.target == "train":
+                held[name] = getattr(config, name)
+            else:
+                held[name] = getattr(model, name)
+        held.update(
+            pool_size=model.pool_size,
+            fill_mode=model.augment.fill_mode,
+            augment=model.augment.enabled,
+            epochs=config.epochs,
+            image_size=model.image_size,
+            channels=model.channels,
+            precision=config.precision,
+        )
+        return held
 
     @property
     def names(self) -> tuple[str, ...]:
@@ -105,6 +209,33 @@ class SearchSpace:
             model_kw["augment"] = dataclasses.replace(base.model.augment, **augment_kw)
         model = dataclasses.replace(base.model, **model_kw)
         return dataclasses.replace(base, model=model, **train_kw)
+
+
+def _width_value(name: str, widths: tuple[int, ...]) -> Any:
+    """A width parameter's value that derives ``widths`` (checked by the caller)."""
+    if name == "base_width":
+        return widths[0]
+    if name == "width_growth":
+        return widths[1] / widths[0] if len(widths) > 1 else 2.0
+    if name == "width_cap":
+        return max(widths)
+    return widths[int(name.removeprefix("width_")) - 1]
+
+
+def _first_difference(a: TrainConfig, b: TrainConfig) -> str:
+    """The first setting (``model.widths``, ``batch_size``...) where two configs differ."""
+    for name in ("batch_size",):
+        if getattr(a, name) != getattr(b, name):
+            return f"`{name}` ({getattr(a, name)!r} vs {getattr(b, name)!r})"
+    for f in dataclasses.fields(a.model):
+        x, y = getattr(a.model, f.name), getattr(b.model, f.name)
+        if x != y and f.name == "augment":
+            for g in dataclasses.fields(x):
+                if getattr(x, g.name) != getattr(y, g.name):
+                    return f"`{g.name}` ({getattr(x, g.name)!r} vs {getattr(y, g.name)!r})"
+        if x != y:
+            return f"`{f.name}` ({x!r} vs {y!r})"
+    return "a setting"
 
 
 def _coerce(name: str, value: Any, kind: type) -> Any:
@@ -194,13 +325,51 @@ def parse_space(data: Any, name: str, source: str = "") -> SearchSpace:
     both = sorted(set(fixed) & {p.name for p in params})
     if both:
         raise ConfigError(f"{where}: parameter(s) {both} are both searched and fixed")
-    return SearchSpace(
+    base = data.get("base", "default")
+    if base not in BASES:
+        raise ConfigError(f"{where}: `base` must be one of {', '.join(BASES)}, but got {base!r}")
+    space = SearchSpace(
         name=name,
         params=params,
         fixed=fixed,
         description=str(data.get("description", "")).strip(),
         source=source,
+        base=str(base),
     )
+    starts = _parse_starts(where, space, data.get("starts"))
+    return dataclasses.replace(space, starts=starts)
+
+
+def _parse_starts(where: str, space: SearchSpace, raw: Any) -> tuple[dict[str, Any], ...]:
+    """A user's starting points: mappings of searched parameter -> a value the space holds."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list | tuple):
+        raise ConfigError(
+            f"{where}: `starts` must be a list of mappings parameter: value, but got {raw!r}"
+        )
+    starts = []
+    for number, point in enumerate(raw, start=1):
+        if not isinstance(point, Mapping) or not point:
+            raise ConfigError(
+                f"{where}: starts[{number}] must be a non-empty mapping parameter: value, "
+                f"but got {point!r}"
+            )
+        for pname, value in point.items():
+            if pname not in space.names:
+                raise ConfigError(
+                    f"{where}: starts[{number}]: {_unknown('searched parameter', pname, space.names)}"
+                    f"; a start gives values of searched parameters ({', '.join(space.names)})"
+                )
+            _check_value(where, pname, f"value in starts[{number}]", value)
+            if not space.contains(pname, value):
+                param = next(p for p in space.params if p.name == pname)
+                raise ConfigError(
+                    f"{where}: starts[{number}]: `{pname}` = {value!r} is outside its range "
+                    f"{param.describe()}"
+                )
+        starts.append(dict(point))
+    return tuple(starts)
 
 
 def _parse_param(where: str, name: Any, spec: Any) -> Param:

@@ -22,14 +22,79 @@ def test_builtin_spaces_are_listed_and_load():
         )
 
 
-def test_default_space_ranges_match_the_issue():
-    space = {p.name: p for p in get_space("default").params}
-    lr = space["learning_rate"]
-    assert (lr.low, lr.high, lr.log) == (1e-4, 1e-1, True)
-    assert (space["dropout"].low, space["dropout"].high) == (0.0, 0.7)
+def test_default_space_is_centred_on_the_sensible_default():
+    space = get_space("default")
+    params = {p.name: p for p in space.params}
+    lr = params["learning_rate"]
+    assert (lr.low, lr.high, lr.log) == (1e-4, 1e-2, True)  # the default's 1e-3 in the middle
+    assert space.base == "default" and space.preset == "default"
+    assert set(params["lr_schedule"].choices) == {"constant", "cosine", "inverse_time"}
+    # The recipe's decay stays reachable: inverse_time at 0.9 per step.
+    assert space.contains("lr_decay", 0.9) and space.contains("lr_schedule", "inverse_time")
     assert {"base_width", "width_growth", "width_cap", "l2", "batch_size", "optimizer"} <= set(
-        space
+        params
     )
+
+
+def _config(preset_name: str):
+    from covidxr_core.config import preset
+    from covidxr_core.train import TrainConfig
+
+    return TrainConfig(model=preset(preset_name, image_size=96, channels=1), epochs=6, seed=0)
+
+
+@pytest.mark.parametrize("name", ["default", "small"])
+def test_builtin_spaces_hold_the_sensible_default_and_rebuild_it(name):
+    space = get_space(name)
+    base, default = _config(space.preset), _config("default")
+    values, why = space.point_of(default, base)
+    assert values is not None, why
+    assert space.apply(values, base) == default
+
+
+def test_recipe_space_holds_the_recipe_not_the_default():
+    space = get_space("recipe")
+    base = _config(space.preset)
+    values, _ = space.point_of(_config("seed"), base)
+    assert values is not None and space.apply(values, base) == _config("seed")
+    none, why = space.point_of(_config("default"), base)
+    assert none is None and "base_width" in why and "outside" in why
+
+
+def test_held_fixed_lists_every_unsearched_value():
+    recipe = get_space("recipe")
+    held = recipe.held_fixed(_config(recipe.preset))
+    # The recipe's decay was the hidden constant of every trial: now it is said.
+    assert held["lr_schedule"] == "inverse_time" and held["lr_decay"] == 0.9
+    assert held["optimizer"] == "adagrad" and held["epochs"] == 6 and held["image_size"] == 96
+    small = get_space("small")
+    held = small.held_fixed(_config(small.preset))
+    assert held["optimizer"] == "adam" and held["width_cap"] == 128 and held["width_growth"] == 2
+    assert "learning_rate" not in held and "base" in held
+
+
+def test_a_user_space_can_add_starting_points(tmp_path: Path):
+    path = tmp_path / "mine.yaml"
+    path.write_text(
+        "params:\n  dropout: {type: float, low: 0.1, high: 0.5}\n"
+        "  learning_rate: {type: float, low: 1.0e-4, high: 1.0e-2, log: true}\n"
+        "starts:\n  - {dropout: 0.2}\n"
+    )
+    space = get_space(str(path))
+    assert space.starts == ({"dropout": 0.2},)
+    path.write_text(
+        "params:\n  dropout: {type: float, low: 0.1, high: 0.5}\nstarts:\n  - {dropout: 0.9}\n"
+    )
+    with pytest.raises(ConfigError, match=r"mine.yaml: starts\[1\]: `dropout` = 0.9 is outside"):
+        get_space(str(path))
+    path.write_text(
+        "params:\n  dropout: {type: float, low: 0.1, high: 0.5}\nstarts:\n  - {l2: 0.1}\n"
+    )
+    with pytest.raises(ConfigError, match=r"starts\[1\]: unknown searched parameter `l2`"):
+        get_space(str(path))
+    path.write_text("params:\n  dropout: {type: float, low: 0.1, high: 0.5}\nbase: best\n")
+    with pytest.raises(ConfigError, match=r"`base` must be one of default, recipe, but got 'best'"):
+        get_space(str(path))
 
 
 def test_recipe_space_only_varies_lr_dropout_and_widths():
