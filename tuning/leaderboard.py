@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from covidxr_core.atomic import replacing
 from covidxr_core.numbers import finite
-from tuning.objective import best, is_better
+from tuning.objective import final_score, is_better
 from tuning.selection import Constraint, Objective, PickRule, Selection
 from tuning.selection import select as select_rows
 
@@ -48,15 +48,21 @@ def param_column(name: str) -> str:
 class TrialRow:
     """One trial as the leaderboard records it.
 
-    The ``val_*`` values are the trial's last reported epoch (what selection uses);
-    ``best_metric`` / ``best_epoch`` are its best epoch by the study's metric.
+    The ``val_*`` values are the trial's last reported epoch; ``score`` is the mean of the
+    study's metric over its last epochs (`tuning.objective.final_score`), what ranks the
+    trials; ``best_metric`` / ``best_epoch`` are its best epoch by the study's metric,
+    shown, never used to choose.
     """
 
     trial_id: str
     status: str = "PENDING"  # PENDING, RUNNING, TERMINATED or ERROR
     stop_reason: str | None = None  # one of STOP_REASONS once started
     error: str | None = None
+    # Where the configuration came from: default, recipe, user (a starting point run
+    # first, for the full budget) or search (the sampler's own); tuning.starts.
+    origin: str | None = None
     params: dict[str, Any] = field(default_factory=dict)
+    score: float | None = None
     val_auc: float | None = None
     val_loss: float | None = None
     val_accuracy: float | None = None
@@ -173,6 +179,7 @@ def leaderboard_schema(space: SearchSpace) -> pa.Schema:
         pa.field("status", pa.string()),
         pa.field("stop_reason", pa.string()),
         pa.field("error", pa.string()),
+        pa.field("origin", pa.string()),
     ]
     for param in space.params:
         arrow_type = _ARROW_OF[param.type]
@@ -189,6 +196,7 @@ def leaderboard_schema(space: SearchSpace) -> pa.Schema:
         fields.append(pa.field(param_column(param.name), arrow_type))
     fields += [pa.field(m, pa.float64()) for m in VAL_METRICS]
     fields += [
+        pa.field("score", pa.float64()),
         pa.field("best_metric", pa.float64()),
         pa.field("best_epoch", pa.int64()),
         pa.field("epochs_run", pa.int64()),
@@ -231,16 +239,35 @@ def stop_counts(rows: Iterable[TrialRow]) -> dict[str, int]:
     return counts
 
 
+def ranking_value(row: TrialRow, metric: str) -> float | None:
+    """What ranks a trial: its score (the mean of its last epochs), or, on a leaderboard
+    written before scores existed, its last epoch's ``metric``."""
+    return row.score if finite(row.score) is not None else finite(row.column(metric))
+
+
+def ranked(rows: Iterable[TrialRow], metric: str, mode: str) -> list[TrialRow]:
+    """The trials that finished with a value, best first: those that ran the full budget,
+    then the rest (an early epoch's score is not what the full budget would give)."""
+    done = [r for r in rows if r.status == "TERMINATED" and ranking_value(r, metric) is not None]
+    sign = -1.0 if mode == "max" else 1.0
+
+    def key(r: TrialRow) -> tuple[int, float]:
+        value = ranking_value(r, metric)
+        assert value is not None
+        return (0 if r.stop_reason == "completed" else 1, sign * value)
+
+    return sorted(done, key=key)
+
+
 def best_trial(rows: Iterable[TrialRow], metric: str, mode: str) -> TrialRow | None:
-    """The trial to retrain: the best final ``metric`` among trials that ran the full budget.
+    """The best trial by score among those that ran the full budget (`ranked`).
 
     Preferring full-budget trials compares like with like: an early epoch's score of a
     trial ASHA stopped is not what retraining for the full budget would give. If none
     completed, the best of the rest; None when no trial finished with a value.
     """
-    done = [r for r in rows if r.status == "TERMINATED" and finite(r.column(metric)) is not None]
-    completed = [r for r in done if r.stop_reason == "completed"] or done
-    return best(completed, lambda r: r.column(metric), mode)
+    order = ranked(rows, metric, mode)
+    return order[0] if order else None
 
 
 class Leaderboard:
@@ -262,6 +289,7 @@ class Leaderboard:
         self.mode = mode
         self.max_epochs = max_epochs
         self.rows: dict[str, TrialRow] = {}
+        self._history: dict[str, list[float | None]] = {}  # the metric per epoch, per trial
         self.search_wall_s: float | None = None  # set when the search ends
         self.selection: Selection | None = None  # set by `select`
         if path.exists():
@@ -275,10 +303,14 @@ class Leaderboard:
 
     def start(self, trial_id: str, config: Mapping[str, Any], gpus: float, cpus: float) -> None:
         """A trial (or its retry) started with these searched values."""
+        from tuning.starts import ORIGIN_KEY
+
         row = self.row(trial_id)
         for param in self.space.params:
             if param.name in config:
                 row.params[param.name] = config[param.name]
+        row.origin = str(config.get(ORIGIN_KEY) or "search")
+        self._history[trial_id] = []
         if row.status == "PENDING" or row.started_at is None:
             row.started_at = time.time()
         row.status, row.stop_reason, row.gpu_fraction, row.cpus = "RUNNING", "running", gpus, cpus
@@ -317,6 +349,9 @@ class Leaderboard:
                     [*curves[i], finite(result.get(f"{c}_fold_{i}"))] for i in range(k)
                 ]
         value = finite(result.get(self.metric))
+        history = self._history.setdefault(trial_id, [])
+        history.append(value)
+        row.score = final_score(history)
         if is_better(value, row.best_metric, self.mode):
             row.best_metric = value
             row.best_epoch = row.epochs_run
@@ -418,6 +453,8 @@ __all__ = [
     "best_trial",
     "leaderboard_schema",
     "param_column",
+    "ranked",
+    "ranking_value",
     "read_rows",
     "selection_records",
     "stop_counts",

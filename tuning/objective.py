@@ -23,6 +23,13 @@ METRICS: dict[str, str] = {
     "val_specificity": "max",
 }
 DEFAULT_METRIC = "val_auc"
+# A trial's score is the mean of its metric over its last SCORE_EPOCHS epochs (fewer if it
+# ran fewer), not its best or its last epoch: on a validation split of a few dozen images
+# one epoch's AUC moves by several hundredths, and the best of a trial's epochs, or of many
+# trials' last epochs, flatters whoever drew the lucky one. The score is what Optuna
+# learns, what ASHA's rungs compare and what ranks the leaderboard.
+SCORE_EPOCHS = 3
+SCORE_KEY = "score"  # the reported key that carries it
 # Columns where smaller is better: losses and durations. Every other number ranks high-first.
 _LOWER_IS_BETTER_SUFFIXES = ("loss", "_s")
 
@@ -37,6 +44,13 @@ def direction(name: str) -> str:
     if name in METRICS:
         return METRICS[name]
     return "min" if name.endswith(_LOWER_IS_BETTER_SUFFIXES) else "max"
+
+
+def final_score(values: Iterable[float | None], epochs: int = SCORE_EPOCHS) -> float | None:
+    """The mean of the last ``epochs`` finite values of a per-epoch metric (None if none)."""
+    numbers = [v for v in (finite(x) for x in values) if v is not None]
+    tail = numbers[-epochs:]
+    return sum(tail) / len(tail) if tail else None
 
 
 def is_better(value: float | None, than: float | None, mode: str) -> bool:
@@ -69,4 +83,14 @@ def sort_key(value: float | None, mode: str) -> float:
     return -number if mode == "max" else number
 
 
-__all__ = ["DEFAULT_METRIC", "METRICS", "best", "direction", "is_better", "sort_key"]
+__all__ = [
+    "DEFAULT_METRIC",
+    "METRICS",
+    "SCORE_EPOCHS",
+    "SCORE_KEY",
+    "best",
+    "direction",
+    "final_score",
+    "is_better",
+    "sort_key",
+]

@@ -113,6 +113,18 @@ class StudySpec:
     )
     metric: str = option(DEFAULT_METRIC, "validation metric to optimise", choices=tuple(METRICS))
     grace_epochs: int = option(2, "epochs every trial gets before ASHA may stop it", minimum=1)
+    early_stop: str = option(
+        "auto",
+        "ASHA early stopping: auto (only where the validation split can rank trials; "
+        "tuning/budget.py), on, off",
+        choices=("auto", "on", "off"),
+    )
+    race: int = option(
+        3,
+        "top full-budget trials that race the sensible default on --retrain-seeds seeds; "
+        "the best lower bound on validation wins (0: no race, the best trial by score)",
+        minimum=0,
+    )
     max_failures: int = option(1, "retries of a trial whose worker died", minimum=0)
     trial_timeout_s: float | None = option(
         None,

@@ -32,7 +32,8 @@ class SearchJob:
     """What an engine's search gets: the study, its space, data and where results go.
 
     ``data`` is what `Engine.share` returned; ``base`` the `TrainConfig` each trial's
-    sampled values are applied to; ``folds`` the cross-validation folds (``--cv``).
+    sampled values are applied to; ``folds`` the cross-validation folds (``--cv``);
+    ``starts`` the starting points to run first; ``early`` the early-stopping decision.
     """
 
     spec: StudySpec
@@ -43,6 +44,11 @@ class SearchJob:
     resume: bool
     observer: StudyObserver
     folds: Any = None  # with --cv K: the K (train_idx, val_idx) pairs every trial trains
+    # The known-good configurations run first, for the full budget (tuning.starts.Start).
+    starts: tuple[Any, ...] = ()
+    # Whether and when the scheduler may stop trials (tuning.budget.EarlyStopping); None:
+    # the rule of tuning.budget with what the engine knows.
+    early: Any = None
 
 
 class Engine(Protocol):

@@ -14,7 +14,7 @@ How KerasTuner's pieces map onto ours:
 * **Training.** `HyperModel.fit` calls `covidxr_core.train.train`, the function a Ray trial
   calls, so data, augmentation, metrics, seeds and determinism are the same: one
   configuration trained by either engine gives the same curve. It returns the per-epoch
-  validation metrics as a Keras `History`; KerasTuner scores a trial by its best epoch.
+  validation metrics as a Keras `History`; KerasTuner scores a trial by the mean of its last epochs (as the Ray engine does); the starting points (`tuning.starts`) are its first trials and train the whole budget.
 * **Hyperband.** ``max_epochs`` is the study's epoch budget (``--epochs``) and the
   reduction factor is 3, ASHA's. KerasTuner asks a trial for ``epochs`` (cumulative) and
   ``initial_epoch``: a promoted trial should go on from its parent's weights. `train()`
@@ -67,10 +67,11 @@ from tuning.engines import SearchJob  # noqa: E402
 from tuning.errors import StudyError  # noqa: E402
 from tuning.failures import classify, error_line  # noqa: E402
 from tuning.leaderboard import LEADERBOARD_FILE, Leaderboard  # noqa: E402
-from tuning.objective import best  # noqa: E402
+from tuning.objective import final_score  # noqa: E402
 from tuning.progress import StudyObserver  # noqa: E402
 from tuning.runfolder import RunLocation  # noqa: E402
 from tuning.spec import StudySpec  # noqa: E402
+from tuning.starts import ORIGIN_KEY  # noqa: E402
 
 try:
     import keras_tuner
@@ -110,12 +111,24 @@ def declare(hp: keras_tuner.HyperParameters, param: Param) -> Any:
         # A Choice holds one type; a list mixing ints and floats is numeric, keep it so.
         if {type(c) for c in choices} == {int, float}:
             choices = [float(c) for c in choices]
-        return hp.Choice(param.name, choices)
+        return typed(param, hp.Choice(param.name, choices))
     assert param.low is not None and param.high is not None  # parse_space guarantees both
     sampling = "log" if param.log else "linear"
     if param.type == "int":
         return hp.Int(param.name, int(param.low), int(param.high), sampling=sampling)
     return hp.Float(param.name, param.low, param.high, sampling=sampling)
+
+
+def typed(param: Param, value: Any) -> Any:
+    """A drawn value as the space declares it: KerasTuner hands a boolean choice back as
+    0 or 1 from some oracles, which the space would refuse."""
+    if (
+        param.type == "categorical"
+        and value is not None
+        and all(isinstance(c, bool) for c in param.choices)
+    ):
+        return bool(value)
+    return value
 
 
 class _Recorder:
@@ -198,6 +211,7 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         self.data = data
         self.recorder = recorder
         self._typed: tuple[str | None, Any] = (None, None)  # (trial id, its TrainConfig)
+        self.full_budget = False  # the current trial is a starting point (tuning.starts)
 
     def values(self, hp: keras_tuner.HyperParameters) -> dict[str, Any]:
         """The trial's value of each search-space parameter (KerasTuner's own keys left out)."""
@@ -254,10 +268,11 @@ class SpaceHyperModel(keras_tuner.HyperModel):
             **kwargs: From KerasTuner: ``epochs`` (Hyperband's cumulative epoch count for
                 this round; the study's budget otherwise), ``initial_epoch`` (ignored: the
                 model trains from scratch, see the module docstring) and ``callbacks``
-                (KerasTuner's own, called once with the best epoch's metrics).
+                (KerasTuner's own, called once with the trial's score).
 
         Returns:
-            The per-epoch metrics; KerasTuner scores the trial by its best epoch.
+            The per-epoch metrics; KerasTuner scores the trial by the mean of its last
+            epochs (`tuning.objective.final_score`).
 
         Raises:
             FailedTrialError: an invalid configuration, a diverging loss or out of memory.
@@ -267,7 +282,7 @@ class SpaceHyperModel(keras_tuner.HyperModel):
 
         config = self._config(hp)
         epochs = kwargs.get("epochs")
-        if epochs:
+        if epochs and not self.full_budget:  # a starting point runs the whole budget
             config = dataclasses.replace(config, epochs=int(epochs))
         history: dict[str, list[float]] = {
             k: [] for k in (self.recorder.board.metric, *HISTORY_KEYS)
@@ -301,18 +316,14 @@ class SpaceHyperModel(keras_tuner.HyperModel):
         out.history = history
         if result is not None:
             model.set_weights(result.model.get_weights())
-            best = _best_epoch(history[self.recorder.board.metric], self.recorder.board.mode)
-            logs = {k: v[best] for k, v in history.items()}
+            # The trial's score, as with Ray: each metric's mean over its last epochs
+            # (tuning.objective.final_score), not its best epoch.
+            logs = {k: final_score(v) for k, v in history.items()}
+            last = len(history[self.recorder.board.metric]) - 1
             for callback in kwargs.get("callbacks") or []:
                 callback.set_model(model)
-                callback.on_epoch_end(best, logs)
+                callback.on_epoch_end(last, logs)
         return out
-
-
-def _best_epoch(values: list[float], mode: str) -> int:
-    """Index of the best finite value (the first epoch when none is finite)."""
-    index = best(range(len(values)), lambda i: values[i], mode)
-    return index if index is not None else 0
 
 
 _TUNERS = {
@@ -329,6 +340,7 @@ def _tuner_class(name: str) -> type:
     class Tuner(base):  # type: ignore[valid-type, misc]
         recorder: _Recorder
         max_models: int
+        origins: dict[tuple[tuple[str, str], ...], str]
 
         def pre_create_trial(self) -> None:
             # Hyperband has no trial cap of its own and none of the tuners has a clock:
@@ -348,10 +360,15 @@ def _tuner_class(name: str) -> type:
 
         def on_trial_begin(self, trial: Any) -> None:
             super().on_trial_begin(trial)
+            params = {p.name: p for p in self.hypermodel.space.params}
             values = {
-                k: v for k, v in trial.hyperparameters.values.items() if not k.startswith("tuner/")
+                k: typed(params[k], v) if k in params else v
+                for k, v in trial.hyperparameters.values.items()
+                if not k.startswith("tuner/")
             }
-            self.recorder.begin(trial.trial_id, values)
+            origin = self.origins.get(_key(values), "search")
+            self.hypermodel.full_budget = origin != "search"
+            self.recorder.begin(trial.trial_id, {**values, ORIGIN_KEY: origin})
 
         def on_trial_end(self, trial: Any) -> None:
             failed = trial.status in ("FAILED", "INVALID")
@@ -360,6 +377,30 @@ def _tuner_class(name: str) -> type:
 
     Tuner.__name__ = Tuner.__qualname__ = f"Covidxr{base.__name__}"
     return Tuner
+
+
+def _key(values: dict[str, Any]) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted((k, repr(v)) for k, v in values.items()))
+
+
+def _starts_first(oracle: Any, starts: Sequence[Any]) -> None:
+    """Makes the oracle's first draws the starting points (`tuning.starts`), in order.
+
+    Every KerasTuner oracle (random, Bayesian's initial points, Hyperband's new trials)
+    draws fresh values through ``_random_values``; KerasTuner has no public way to queue
+    a configuration, so the starting points are handed out from there first.
+    """
+    queue = [dict(s.values) for s in starts]
+    draw = oracle._random_values
+
+    def first_the_starts() -> Any:
+        while queue:
+            values = queue.pop(0)
+            if not oracle._duplicate(values):  # a resumed search already ran it
+                return values
+        return draw()
+
+    oracle._random_values = first_the_starts
 
 
 class KerasTunerEngine:
@@ -430,6 +471,8 @@ class KerasTunerEngine:
         tuner = _tuner_class(spec.tuner)(hypermodel, **common)
         tuner.recorder = recorder
         tuner.max_models = spec.trials
+        tuner.origins = {_key(dict(s.values)): s.origin for s in job.starts}
+        _starts_first(tuner.oracle, job.starts)
         if job.resume:
             job.observer.note("resuming", str(run_dir / TUNER_DIR / PROJECT))
 

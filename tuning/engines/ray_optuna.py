@@ -8,23 +8,67 @@ metric from the trial's last result into a user attr (`tuning.selection.USER_ATT
 reads. Optuna records the resulting violations as the trial's ``constraints`` system
 attr (in ``optuna.db``), so optuna-dashboard shows feasibility too. A module of its own,
 so that Tune can pickle the searcher with the experiment (``--resume``).
+
+It also runs the study's starting points first (`tuning.starts`: the sensible default,
+the recipe, a user's own), each trial's config carrying its origin, and tells Optuna a
+trial that ASHA stopped before the budget as PRUNED, with its per-epoch scores as
+intermediate values, so TPE never takes an early score for a full one (Ray's own
+`OptunaSearch` tells it COMPLETE with the early value). `FullBudgetASHA` is ASHA that
+never stops a starting point.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from ray.tune.schedulers import ASHAScheduler, TrialScheduler
 from ray.tune.search.optuna import OptunaSearch
 
 from tuning.selection import USER_ATTR_PREFIX, Constraint, column
+from tuning.starts import ORIGIN_KEY
+
+ITERATION = "training_iteration"  # Ray Tune's epoch counter in every result
 
 
 class ConstrainedOptunaSearch(OptunaSearch):
-    """`OptunaSearch` whose trials carry their constrained values as user attrs."""
+    """`OptunaSearch` with starting points first, early stops told as PRUNED, and the
+    constrained values as user attrs.
 
-    def __init__(self, *args: Any, constraints: tuple[Constraint, ...] = (), **kwargs: Any):
+    Args:
+        constraints: What ``constraints_func`` reads (see the module docstring).
+        origins: The origin of each of ``points_to_evaluate``, in order: Optuna hands the
+            enqueued points out first, in that order.
+        max_epochs: The budget: a trial that ends before it was stopped early.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        constraints: tuple[Constraint, ...] = (),
+        origins: tuple[str, ...] = (),
+        max_epochs: int | None = None,
+        **kwargs: Any,
+    ):
         self._constraints = tuple(constraints)
+        self._origins = tuple(origins)
+        self._max_epochs = max_epochs
+        self._suggested = 0
         super().__init__(*args, **kwargs)
+
+    def suggest(self, trial_id: str) -> dict[str, Any] | None:
+        fresh = trial_id not in self._ot_trials
+        config = super().suggest(trial_id)
+        if config is None:
+            return None
+        if fresh:
+            origin = (
+                self._origins[self._suggested] if self._suggested < len(self._origins) else "search"
+            )
+            self._suggested += 1
+            self._ot_trials[trial_id].set_user_attr("origin", origin)
+        else:
+            origin = self._ot_trials[trial_id].user_attrs.get("origin", "search")
+        return {**config, ORIGIN_KEY: origin}
 
     def on_trial_complete(
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
@@ -35,7 +79,35 @@ class ConstrainedOptunaSearch(OptunaSearch):
                 value = result.get(column(c.name))
                 if isinstance(value, int | float) and not isinstance(value, bool):
                     ot_trial.set_user_attr(USER_ATTR_PREFIX + c.name, float(value))
+            if not error and self._stopped_early(result):
+                import optuna
+
+                # Its per-epoch scores are Optuna's intermediate values (on_trial_result):
+                # TPE ranks a pruned trial by its last one, below every complete trial.
+                self._ot_study.tell(  # type: ignore[attr-defined]
+                    ot_trial, state=optuna.trial.TrialState.PRUNED
+                )
+                self._completed_trials.add(trial_id)
+                return
         super().on_trial_complete(trial_id, result, error)
 
+    def _stopped_early(self, result: dict[str, Any]) -> bool:
+        if self._max_epochs is None or isinstance(self.metric, list):
+            return False  # multi-objective: Optuna has no intermediate values to rank by
+        return int(result.get(ITERATION) or 0) < self._max_epochs
 
-__all__ = ["ConstrainedOptunaSearch"]
+
+class FullBudgetASHA(ASHAScheduler):
+    """ASHA that lets a starting point (`tuning.starts`: its config's origin is not
+    ``search``) run its whole budget; its results still count at the rungs."""
+
+    def on_trial_result(self, tune_controller: Any, trial: Any, result: dict) -> str:
+        action = super().on_trial_result(tune_controller, trial, result)
+        origin = (trial.config or {}).get(ORIGIN_KEY, "search")
+        early = int(result.get(ITERATION) or 0) < self._max_t
+        if action == TrialScheduler.STOP and origin != "search" and early:
+            return TrialScheduler.CONTINUE
+        return action
+
+
+__all__ = ["ConstrainedOptunaSearch", "FullBudgetASHA"]

@@ -18,6 +18,8 @@ from typing import Any
 
 from tuning.errors import TrialFailed
 from tuning.failures import classify, timeout
+from tuning.objective import DEFAULT_METRIC, SCORE_KEY, final_score
+from tuning.starts import ORIGIN_KEY
 
 # A trial that fails for a reason that will not change on retry (see tuning.failures)
 # leaves this file in its folder; a retry re-raises at once instead of training again.
@@ -38,6 +40,10 @@ def _watchdog(limit_s: float, marker: Path, done: threading.Event) -> None:
         os._exit(3)
 
 
+def _or_nan(value: float | None) -> float:
+    return float("nan") if value is None else value
+
+
 def run_trial(
     config: dict[str, Any],
     *,
@@ -47,6 +53,7 @@ def run_trial(
     time_limit_s: float | None = None,
     folds: Sequence[Any] | None = None,
     measured: Sequence[str] = (),
+    metric: str = DEFAULT_METRIC,
 ) -> None:
     """Ray Tune function trainable: train one configuration, report every epoch.
 
@@ -62,6 +69,9 @@ def run_trial(
             and each epoch reports their mean (`tuning.crossval.combine`).
         measured: ``params`` and/or ``latency_ms``, measured once and sent with every
             epoch's report (`tuning.crossval.measure`).
+        metric: The study's metric: every report carries its score so far (``score``,
+            the mean of its last epochs, `tuning.objective.final_score`), which Optuna
+            and ASHA rank by.
     """
     import ray
     from ray import tune
@@ -91,16 +101,19 @@ def run_trial(
 
     hits_before = _reuse.stats()["hits"]
     exit_to_ray: list[SystemExit] = []
+    history: list[float | None] = []
 
     def report(epoch: int, metrics: dict[str, float]) -> None:
         nonlocal train_s
         train_s += float(metrics.get("epoch_s", 0.0))
+        history.append(metrics.get(metric))
         try:
             tune.report(
                 {
                     **metrics,
                     **extra,
                     **node,
+                    SCORE_KEY: _or_nan(final_score(history)),
                     "epoch": epoch,
                     "train_s": train_s,
                     "trial_wall_s": time.perf_counter() - started,
@@ -135,7 +148,8 @@ def run_trial(
 
     budget = float("inf")
     try:
-        train_config = space.apply(config, base)
+        values = {k: v for k, v in config.items() if k != ORIGIN_KEY}
+        train_config = space.apply(values, base)
         budget = train_config.epochs
         if measured:
             from tuning.crossval import measure

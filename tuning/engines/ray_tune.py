@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tuning.budget import MAX_STARTUP_TRIALS, early_stopping, startup_trials
 from tuning.crossval import needs_measuring
 from tuning.efficiency import capacity_slots
 from tuning.engines import SearchJob
@@ -38,9 +39,9 @@ os.environ.setdefault("RAY_DEDUP_LOGS", "0")
 TUNE_DIR = "tune"
 OPTUNA_FILE = "optuna.db"
 DEFAULT_GPU_FRACTION = 0.25  # trials per GPU: 4, when the cluster has GPUs
-# TPE's first trials are random draws (Optuna's n_startup_trials, passed explicitly below):
+# TPE's first trials are random draws (Optuna's n_startup_trials, tuning.budget's rule):
 # staging that many before any result comes back costs the search nothing.
-TPE_STARTUP_TRIALS = 10
+TPE_STARTUP_TRIALS = MAX_STARTUP_TRIALS
 
 
 def optuna_storage_url(run_dir: Path) -> str:
@@ -373,12 +374,13 @@ class RayTuneEngine:
     def search(self, job: SearchJob) -> Leaderboard:
         import optuna
         from ray import tune
-        from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+        from ray.tune.schedulers import FIFOScheduler
         from ray.tune.search import ConcurrencyLimiter
 
         from tuning.engines.ray_callbacks import LeaderboardCallback
-        from tuning.engines.ray_optuna import ConstrainedOptunaSearch
+        from tuning.engines.ray_optuna import ConstrainedOptunaSearch, FullBudgetASHA
         from tuning.engines.ray_trial import run_trial
+        from tuning.objective import SCORE_KEY
 
         spec, location = job.spec, job.location
         run_dir = location.local
@@ -396,6 +398,11 @@ class RayTuneEngine:
         ]
         objectives = spec.objective_list()
         constraints = tuple(parse_constraint(c) for c in spec.constraint)
+        many = len(objectives) > 1
+        # One objective: Optuna and ASHA see the trial's score (the mean of its last
+        # epochs, tuning.objective), not one epoch's value. Several: each last value.
+        tune_metric = spec.metric if many else SCORE_KEY
+        early = job.early or early_stopping(spec.early_stop, spec.epochs, spec.grace_epochs, 0)
         trainable = tune.with_resources(
             tune.with_parameters(
                 run_trial,
@@ -405,6 +412,7 @@ class RayTuneEngine:
                 time_limit_s=spec.trial_timeout_s,
                 folds=job.folds,
                 measured=needs_measuring(names_used(spec)),
+                metric=spec.metric,
             ),
             {"cpu": spec.cpus_per_trial, "gpu": self.gpus_per_trial},
         )
@@ -458,15 +466,17 @@ class RayTuneEngine:
             # OptunaSearch passes lists of metrics and modes through; constraints go to the
             # sampler's constraints_func, which reads the values ConstrainedOptunaSearch
             # stores on each Optuna trial as user attrs before telling it complete.
-            many = len(objectives) > 1
             searcher: Any = ConstrainedOptunaSearch(
                 constraints=constraints,
+                origins=tuple(s.origin for s in job.starts),
+                max_epochs=spec.epochs,
+                points_to_evaluate=[dict(s.values) for s in job.starts] or None,
                 space=job.space.to_optuna(),
-                metric=[column(o.name) for o in objectives] if many else column(objectives[0].name),
+                metric=[column(o.name) for o in objectives] if many else tune_metric,
                 mode=[o.mode for o in objectives] if many else objectives[0].mode,
                 sampler=optuna.samplers.TPESampler(
                     seed=spec.seed,
-                    n_startup_trials=TPE_STARTUP_TRIALS,
+                    n_startup_trials=startup_trials(spec.trials, len(job.starts)),
                     constraints_func=ConstraintsFunc(constraints) if constraints else None,
                 ),
                 storage=optuna.storages.RDBStorage(optuna_storage_url(run_dir)),
@@ -475,23 +485,24 @@ class RayTuneEngine:
             if limit:
                 searcher = ConcurrencyLimiter(searcher, max_concurrent=limit)
             # ASHA stops on one metric: the first validation objective (spec.metric, which
-            # the spec set to it). Objectives that are all model measurements (params,
-            # latency_ms) give nothing to stop on epoch by epoch: every trial runs its
-            # budget (FIFO).
+            # the spec set to it), through the trial's score. Objectives that are all model
+            # measurements (params, latency_ms) give nothing to stop on epoch by epoch, and
+            # a validation split too small to rank trials gives nothing to trust
+            # (tuning.budget): every trial runs its budget (FIFO). Starting points always do.
             scheduler: Any = (
-                ASHAScheduler(
+                FullBudgetASHA(
                     time_attr="training_iteration",
                     max_t=spec.epochs,
-                    grace_period=max(1, min(spec.grace_epochs, spec.epochs)),
+                    grace_period=early.grace,
                     reduction_factor=3,
                 )
-                if any(o.name == spec.metric for o in objectives)
+                if early.enabled and any(o.name == spec.metric for o in objectives)
                 else FIFOScheduler()
             )
             tuner = tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
-                    metric=spec.metric,
+                    metric=tune_metric,
                     mode=spec.mode,
                     search_alg=searcher,
                     scheduler=scheduler,

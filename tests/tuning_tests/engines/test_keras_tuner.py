@@ -49,6 +49,22 @@ def ray_run(tmp_path_factory) -> Path:
     return run_study(_spec(out, "ray", engine="ray", retrain_seeds=1, grace_epochs=1)).run_dir
 
 
+def test_keras_tuner_runs_the_default_space_with_the_default_first(tmp_path):
+    # The default space has boolean choices (the flips), which some KerasTuner oracles hand
+    # back as 0/1: it used to fail every trial with "must be true or false, but got 0".
+    run_dir = run_study(
+        _spec(tmp_path, "kt-default", space="default", tuner="hyperband", trials=3, epochs=2)
+    ).run_dir
+    rows = sorted(_rows(run_dir), key=lambda r: r["started_at"])
+    assert all(r["status"] == "TERMINATED" for r in rows), [r["error"] for r in rows]
+    first = rows[0]
+    # The sensible default first, for the whole budget, even where Hyperband's first
+    # bracket trains its own trials for fewer epochs.
+    assert first["origin"] == "default" and first["epochs_run"] == 2
+    assert first["param_optimizer"] == "adam" and first["param_base_width"] == 16
+    assert {r["origin"] for r in rows[1:]} == {"search"}
+
+
 def test_random_search_fills_the_same_leaderboard_as_ray(kt_run):
     table = pq.read_table(kt_run / "leaderboard.parquet")
     assert table.schema.field("param_learning_rate").type == pa.float64()
