@@ -4,7 +4,9 @@ An external set (``--external NAME=DIR``) is decoded and cached like the main da
 used for nothing but evaluating the exported models (tuned and baselines) at their own
 operating points. A model that did well on its internal test split and much worse on
 another source has likely learned something about the source rather than the disease
-(on covid-cxr, for instance, every normal image is a child's).
+(on covid-cxr, for instance, every normal image is a child's). So the verdict checks each
+set (`source_check`): the tuned model's AUC there must not fall below its internal test
+AUC's 95% interval, or the verdict is not green.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from tuning.results import Metrics
+from tuning.results import Check, Metrics
 
 if TYPE_CHECKING:
     from covidxr_core.data import Dataset
@@ -72,21 +74,54 @@ def evaluate(
     return out
 
 
+def source_check(name: str, internal: Metrics | None, metrics: Metrics | None) -> Check:
+    """Whether the tuned model holds up on external set ``name``: the verdict's check.
+
+    It fails when the model's AUC there falls below the lower bound of its internal test
+    AUC's 95% interval, and then blocks a green verdict (`tuning.verdict.decide` says
+    why). Without an AUC there (one class only, say) or an internal interval to hold it
+    against, it decides nothing and does not block.
+    """
+    check = f"external set {name}"
+    interval = internal.ci("auc") if internal is not None else None
+    if metrics is None or metrics.auc is None:
+        why = metrics.undefined.get("auc") if metrics is not None else None
+        return Check(
+            check,
+            None,
+            f"the tuned model's AUC on {name} is undefined" + (f" ({why})" if why else ""),
+            blocking=False,
+        )
+    if interval is None:
+        return Check(
+            check,
+            None,
+            f"on {name} the tuned model's AUC is {metrics.auc:.3f}; the internal test AUC has "
+            "no interval to compare it with",
+            blocking=False,
+        )
+    lo, hi = interval
+    if metrics.auc < lo:
+        return Check(
+            check,
+            False,
+            f"on {name} the tuned model's AUC is {metrics.auc:.3f}, below the internal test "
+            f"AUC's interval [{lo:.3f}, {hi:.3f}]: the model may rely on something "
+            "specific to the training source",
+        )
+    return Check(
+        check,
+        True,
+        f"on {name} the tuned model's AUC is {metrics.auc:.3f}, not below the internal test "
+        f"AUC's interval [{lo:.3f}, {hi:.3f}]",
+    )
+
+
 def source_warnings(internal: Metrics | None, external: Mapping[str, Metrics]) -> list[str]:
     """Plain words for every external set whose AUC falls below the internal test AUC's
-    95% interval."""
-    if internal is None or internal.ci("auc") is None:
-        return []
-    lo, hi = internal.ci("auc")  # type: ignore[misc]
-    notes = []
-    for name, metrics in external.items():
-        if metrics.auc is not None and metrics.auc < lo:
-            notes.append(
-                f"on {name} the tuned model's AUC is {metrics.auc:.3f}, below the internal test "
-                f"AUC's interval [{lo:.3f}, {hi:.3f}]: the model may rely on something "
-                "specific to the training source"
-            )
-    return notes
+    95% interval: the details of the failing checks (`source_check`)."""
+    checks = (source_check(name, internal, metrics) for name, metrics in external.items())
+    return [c.detail for c in checks if c.passed is False]
 
 
-__all__ = ["evaluate", "load_externals", "source_warnings"]
+__all__ = ["evaluate", "load_externals", "source_check", "source_warnings"]

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from covidxr_core import atomic
-from tuning.results import Metrics, RoleSummary, Verdict
+from tuning.results import STABILITY_RULE, Metrics, RoleSummary, Verdict, seed_spread
 
 if TYPE_CHECKING:
     from covidxr_core.data import Dataset
@@ -42,7 +42,43 @@ def _table(columns: Mapping[str, Metrics | None]) -> list[str]:
     return lines
 
 
-def limitations(spec: StudySpec, data: Dataset, verdict: Verdict) -> list[str]:
+def seed_lines(roles: Mapping[str, RoleSummary]) -> list[str]:
+    """Each role's test AUC per retrain seed, and the flag where the seeds disagree by
+    more than the exported model's interval (`tuning.results.seed_spread`)."""
+    lines = [
+        f"Test AUC of each retrain seed; * marks the exported seed. Rule: {STABILITY_RULE}.",
+        "",
+        "| model | test AUC per seed | spread | exported model's 95% interval (width) | seeds |",
+        "|---|---|---|---|---|",
+    ]
+    flags = []
+    for role, label in ROLE_NAMES.items():
+        if role not in roles:
+            continue
+        summary = roles[role]
+        spread = seed_spread(summary)
+        aucs = ", ".join(
+            f"seed {seed}: {auc:.3f}" + ("*" if seed == summary.exported_seed else "")
+            for seed, auc in spread.aucs
+        )
+        interval = (
+            f"[{spread.interval[0]:.3f}, {spread.interval[1]:.3f}] ({spread.width:.3f})"
+            if spread.interval is not None and spread.width is not None
+            else "–"
+        )
+        word = {True: "**disagree**", False: "agree", None: "–"}[spread.unstable]
+        lines.append(f"| {label} | {aucs or '–'} | {_num(spread.spread)} | {interval} | {word} |")
+        if spread.unstable:
+            flags.append(f"- **{label}**: {spread.text}")
+    return lines + (["", *flags] if flags else [])
+
+
+def limitations(
+    spec: StudySpec,
+    data: Dataset,
+    verdict: Verdict,
+    roles: Mapping[str, RoleSummary] | None = None,
+) -> list[str]:
     """What the reader must know before trusting the numbers."""
     out = []
     if data.synthetic:
@@ -68,6 +104,9 @@ def limitations(spec: StudySpec, data: Dataset, verdict: Verdict) -> list[str]:
             "comes from the same source as the training data."
         )
     out.extend(verdict.external_notes)
+    tuned = (roles or {}).get("best")
+    if tuned is not None and (spread := seed_spread(tuned)).unstable:
+        out.append(f"This model's retrain {spread.text}.")
     if verdict.leakage:
         out.append(
             f"{len(verdict.leakage)} radiograph(s) appear in both train and test, which "
@@ -126,6 +165,10 @@ def render(
         "",
         *_table({ROLE_NAMES[r]: roles[r].exported_test for r in ROLE_NAMES if r in roles}),
         "",
+        "## Stability over seeds",
+        "",
+        *seed_lines(roles),
+        "",
         "## Calibration",
         "",
     ]
@@ -155,7 +198,9 @@ def render(
         for c in verdict.checks
     ]
     lines += ["", "## Known limitations", ""]
-    lines += [f"- {item}" for item in limitations(spec, data, verdict)] or ["- none recorded"]
+    lines += [f"- {item}" for item in limitations(spec, data, verdict, roles)] or [
+        "- none recorded"
+    ]
     lines.append("")
     return "\n".join(lines)
 
@@ -177,4 +222,4 @@ def write_model_card(
     return path
 
 
-__all__ = ["CARD_FILE", "limitations", "render", "write_model_card"]
+__all__ = ["CARD_FILE", "limitations", "render", "seed_lines", "write_model_card"]

@@ -156,6 +156,7 @@ class RichProgress(StudyObserver):
         self._last = 0.0
         self._live: Live | None = None
         self._retrain: _RetrainClock | None = None
+        self._told: set[str] = set()  # what the verdict's checks said (see `warning`)
 
     def note(self, label: str, text: str) -> None:
         from rich.markup import escape
@@ -163,8 +164,12 @@ class RichProgress(StudyObserver):
         self.console.print(f"[bold]{escape(label)}[/] {escape(text)}")
 
     def warning(self, text: str) -> None:
+        """Prints the warning, unless a check of the verdict already said the same words
+        (the study warns about an external set after the comparison showed its check)."""
         from rich.markup import escape
 
+        if text in self._told:
+            return
         self.console.print(f"[yellow]warning: {escape(text)}[/]")
 
     def search_started(self, board: Leaderboard, total: int) -> None:
@@ -274,6 +279,9 @@ class RichProgress(StudyObserver):
         for check in verdict.checks:
             mark = {True: "[green]✓[/]", False: "[red]✗[/]", None: "[yellow]?[/]"}[check.passed]
             self.console.print(f"  {mark} {escape(check.name)}: {escape(check.detail)}")
+        self._told.update(c.detail for c in verdict.checks)
+        for label, text in _unstable(roles):
+            self.console.print(f"[yellow]seeds of the {escape(label)} model: {escape(text)}[/]")
 
 
 class PlainProgress(StudyObserver):
@@ -297,6 +305,7 @@ class PlainProgress(StudyObserver):
         self._board: Leaderboard | None = None
         self._last_status = time.monotonic()
         self._retrain: _RetrainClock | None = None
+        self._told: set[str] = set()  # what the verdict's checks said (see `warning`)
 
     def _line(self, text: str) -> None:
         stream = self.stream or sys.stdout
@@ -307,6 +316,10 @@ class PlainProgress(StudyObserver):
         self._line(f"{label} {text}")
 
     def warning(self, text: str) -> None:
+        """Writes the warning, unless a check of the verdict already said the same words
+        (the study warns about an external set after the comparison showed its check)."""
+        if text in self._told:
+            return
         self._line(f"warning: {text}")
 
     def search_started(self, board: Leaderboard, total: int) -> None:
@@ -372,6 +385,9 @@ class PlainProgress(StudyObserver):
         for check in verdict.checks:
             mark = {True: "ok", False: "FAILED", None: "unknown"}[check.passed]
             self._line(f"  [{mark}] {check.name}: {check.detail}")
+        self._told.update(c.detail for c in verdict.checks)
+        for label, text in _unstable(roles):
+            self._line(f"seeds of the {label} model: {text}")
 
 
 def _event_line(board: Leaderboard, row: TrialRow, event: str) -> str:
@@ -521,6 +537,15 @@ ROLE_LABELS = (("best", "tuned"), ("default", "sensible default"), ("baseline", 
 TABLE_METRICS = (
     "auc", "average_precision", "sensitivity", "specificity", "ppv", "npv", "f1", "ece",
 )  # fmt: skip
+
+
+def _unstable(roles: Mapping[str, RoleSummary]) -> list[tuple[str, str]]:
+    """(label, flag) for each role whose seeds disagree by more than its interval
+    (`tuning.results.seed_spread`)."""
+    from tuning.results import seed_spread
+
+    flagged = [(label, seed_spread(roles[r])) for r, label in ROLE_LABELS if r in roles]
+    return [(label, spread.text) for label, spread in flagged if spread.unstable]
 
 
 def _threshold(summary: RoleSummary) -> str:

@@ -293,23 +293,42 @@ class Versus:
 
 @dataclass(frozen=True)
 class Check:
-    """One condition of a green verdict: passed (True), failed (False) or not decidable."""
+    """One condition of a green verdict: passed (True), failed (False) or not decidable.
+
+    ``blocking``: whether the verdict can be green only when this check passed. A check
+    that does not block informs the reader and leaves the colour alone: a baseline that
+    cannot serve as one (beating it would show nothing), or an external set on which the
+    tuned model's AUC cannot be computed.
+    """
 
     name: str
     passed: bool | None
     detail: str
+    blocking: bool = True
 
     def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+        return {
+            "name": self.name,
+            "passed": self.passed,
+            "detail": self.detail,
+            "blocking": self.blocking,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Check:
+        name, detail = str(data.get("name") or ""), str(data.get("detail") or "")
         passed = data.get("passed")
-        return cls(
-            str(data.get("name") or ""),
-            passed if isinstance(passed, bool) else None,
-            str(data.get("detail") or ""),
-        )
+        passed = passed if isinstance(passed, bool) else None
+        blocking = data.get("blocking")
+        if not isinstance(blocking, bool):  # a comparison.json from before the field
+            blocking = not _legacy_informing(name, passed, detail)
+        return cls(name, passed, detail, blocking)
+
+
+def _legacy_informing(name: str, passed: bool | None, detail: str) -> bool:
+    """Whether a check read from a file without ``blocking`` was one that informed only:
+    before the field, the verdict recognised an unusable baseline by these words."""
+    return name.startswith("beats ") and passed is None and "not a usable" in detail
 
 
 @dataclass(frozen=True)
@@ -403,13 +422,83 @@ class Verdict:
         }
 
 
+STABILITY_RULE = (
+    "a model's seeds are flagged when the spread (max - min) of their test AUCs exceeds the "
+    "width of the exported model's 95% test-AUC interval"
+)
+
+
+@dataclass(frozen=True)
+class SeedSpread:
+    """How far one role's retrain seeds disagree on test AUC; see `seed_spread`."""
+
+    aucs: tuple[tuple[int | None, float], ...]  # (seed, test AUC), in retrain order
+    spread: float | None  # max - min of those AUCs; None with fewer than two
+    interval: tuple[float, float] | None  # the exported model's test-AUC 95% interval
+    unstable: bool | None  # None: fewer than two seeds with an AUC, or no interval
+    text: str  # what the flag (or its absence) says, the rule's numbers included
+
+    @property
+    def width(self) -> float | None:
+        return self.interval[1] - self.interval[0] if self.interval is not None else None
+
+
+def seed_spread(summary: RoleSummary) -> SeedSpread:
+    """Whether a role's seeds disagree on test AUC by more than its own interval.
+
+    The rule: ``unstable`` when the spread (max - min) of the seeds' test AUCs exceeds the
+    width (upper - lower) of the exported model's 95% test-AUC interval. That interval is
+    how far the test sample alone moves one model's AUC; seeds that differ by more than it
+    say that the training run (initialisation, batch order, augmentation draws) decides
+    the number, so the exported seed's AUC, picked on validation, is one draw of several
+    and no more the configuration's AUC than any other seed's. Undecided (None) with
+    fewer than two seeds that have a test AUC, or without the interval.
+    """
+    aucs = tuple(
+        (int(seed) if isinstance(seed := p.get("seed"), int) else None, auc)
+        for p in summary.per_seed
+        if (auc := finite((p.get("test") or {}).get("auc"))) is not None
+    )
+    metrics = summary.exported_test
+    interval = metrics.ci("auc") if metrics is not None else None
+    values = [auc for _, auc in aucs]
+    spread = max(values) - min(values) if len(values) > 1 else None
+    if spread is None:
+        what = "one seed has" if len(values) == 1 else "no seed has"
+        return SeedSpread(aucs, None, interval, None, f"{what} a test AUC: no spread to judge")
+    span = f"{spread:.3f}: {min(values):.3f} to {max(values):.3f} over {len(values)} seeds"
+    if interval is None:
+        return SeedSpread(
+            aucs, spread, None, None,
+            f"seeds' test AUCs spread {span}; the exported model has no test-AUC interval "
+            "to judge it against",
+        )  # fmt: skip
+    lo, hi = interval
+    shown = f"width {hi - lo:.3f}: [{lo:.3f}, {hi:.3f}]"
+    if spread > hi - lo:
+        return SeedSpread(
+            aucs, spread, interval, True,
+            f"seeds disagree: the spread of their test AUCs ({span}) exceeds the width of the "
+            f"exported model's 95% test-AUC interval ({shown}), so the seed, not the "
+            "configuration, decides the number",
+        )  # fmt: skip
+    return SeedSpread(
+        aucs, spread, interval, False,
+        f"seeds agree: the spread of their test AUCs ({span}) is within the width of the "
+        f"exported model's 95% test-AUC interval ({shown})",
+    )  # fmt: skip
+
+
 __all__ = [
     "HEADLINE",
+    "STABILITY_RULE",
     "THRESHOLDED",
     "Check",
     "MeanStd",
     "Metrics",
     "RoleSummary",
+    "SeedSpread",
     "Verdict",
     "Versus",
+    "seed_spread",
 ]

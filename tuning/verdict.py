@@ -7,16 +7,28 @@ Green (``good``) only when every check passes:
    interval is not evidence);
 2. its sensitivity and specificity at the operating point have 95% interval lower bounds
    at or above a stated floor (default 0.5);
-3. no leakage (the same radiograph in train and test) was found.
+3. no leakage (the same radiograph in train and test) was found;
+4. on every external set (``--external``) the tuned model's AUC is not below the lower
+   bound of its internal test AUC's 95% interval (`tuning.external.source_check`).
 
 Red (``bad``) when the tuned model is shown worse than a usable baseline, when its
-sensitivity or specificity itself is below the floor (e.g. it finds no case at all), or
-when train-test leakage was found. Amber (``warn``) for everything that could not be
-shown. No verdict (``none``) when the test split cannot decide: fewer than
-`MIN_PER_CLASS` images of a class, or a tuned model that gives every image the same score.
+sensitivity or specificity itself is below the floor (e.g. it finds no case at all), when
+train-test leakage was found, or when it fails on an external set. Amber (``warn``) for
+everything that could not be shown. No verdict (``none``) when the test split cannot
+decide: fewer than `MIN_PER_CLASS` images of a class, or a tuned model that gives every
+image the same score (the external checks are listed all the same).
 
-A baseline that cannot serve as one (its AUC interval lies below 0.5, or it calls every
-test image the same class) is named as such, and beating it counts for nothing.
+The external check blocks, and its failure is red, because the internal test split comes
+from the training source: a model that ranks another population's radiographs worse than
+its own interval allows has learned something about the source rather than the disease
+(on covid-cxr every normal image is a child's; a tuned model with internal test AUC 0.975
+scored 0.445 on adult radiographs). Internal numbers cannot make such a model fit for
+patients, so it must not be shown green.
+
+Checks that do not block (``Check.blocking`` False) inform and leave the colour alone: a
+baseline that cannot serve as one (its AUC interval lies below 0.5, or it calls every test
+image the same class) is named as such, and beating it counts for nothing; an external
+set on which the tuned model has no AUC (one class only) shows nothing either way.
 """
 
 from __future__ import annotations
@@ -25,6 +37,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from tuning.external import source_check
 from tuning.results import Check, Metrics, RoleSummary, Verdict, Versus
 
 MIN_PER_CLASS = 20  # test images per class below which no verdict is given
@@ -170,11 +183,17 @@ def decide(
         leakage: Train-test duplicate pairs found (one line each).
         leakage_checked: False when the check could not run.
         leakage_clear: What a clean check says (synthetic data has no patients to leak).
-        external: External set -> role -> metrics (shown, not part of the colour).
+        external: External set -> role -> metrics; the tuned model's (``best``) must
+            not fall below its internal test AUC interval on any set (a check each).
         external_notes: Plain-language warnings about the external results.
     """
     tuned = roles["best"]
     test_metrics = {r: s.exported_test for r, s in roles.items() if s.exported_test}
+    # The tuned model on each external set, against its own internal test interval.
+    outside = {
+        name: source_check(name, tuned.exported_test, by_role.get("best"))
+        for name, by_role in (external or {}).items()
+    }
     common = dict(
         sens_spec_floor=floor,
         test=test_metrics,
@@ -191,6 +210,7 @@ def decide(
             text=f"no verdict: the test split has only {shown}; at least {MIN_PER_CLASS} "
             "images per class are needed to decide anything",
             kind="none",
+            checks=tuple(outside.values()),
             **common,  # type: ignore[arg-type]
         )
     scores = np.asarray(probs["best"], dtype=np.float64)[:, positive_index]
@@ -199,6 +219,7 @@ def decide(
             text="no verdict: the tuned model gives every test image the same score "
             "(AUC 0.5 through ties); it has learned nothing usable",
             kind="none",
+            checks=tuple(outside.values()),
             **common,  # type: ignore[arg-type]
         )
 
@@ -217,33 +238,39 @@ def decide(
         for role in BASELINES
         if role in roles
     }
-    checks: list[Check] = []
+    comparisons: list[Check] = []
     for v in compared.values():
         name = f"beats {v.label}"
         if not v.usable:
-            checks.append(
-                Check(name, None, f"{v.label} is not a usable baseline: {v.unusable_reason}")
+            comparisons.append(
+                Check(
+                    name,
+                    None,
+                    f"{v.label} is not a usable baseline: {v.unusable_reason}",
+                    blocking=False,  # beating it would show nothing; not beating it, neither
+                )
             )
         else:
-            checks.append(Check(name, v.beat, v.text))
+            comparisons.append(Check(name, v.beat, v.text))
     if not any(v.usable for v in compared.values()):
-        checks.append(
+        comparisons.append(
             Check(
                 "beats a usable baseline",
                 False,
                 "no baseline is usable, so nothing shows that tuning helped",
             )
         )
+    conditions: list[Check] = []
     metrics = tuned.exported_test
     if metrics is None:
-        checks.append(Check("test metrics", False, "the tuned model has no test metrics"))
+        conditions.append(Check("test metrics", False, "the tuned model has no test metrics"))
     else:
-        checks.append(_floor_check("sensitivity", metrics, floor))
-        checks.append(_floor_check("specificity", metrics, floor))
+        conditions.append(_floor_check("sensitivity", metrics, floor))
+        conditions.append(_floor_check("specificity", metrics, floor))
     if not leakage_checked:
-        checks.append(Check("no train-test leakage", None, "the leakage check did not run"))
+        conditions.append(Check("no train-test leakage", None, "the leakage check did not run"))
     elif leakage:
-        checks.append(
+        conditions.append(
             Check(
                 "no train-test leakage",
                 False,
@@ -251,15 +278,16 @@ def decide(
             )
         )
     else:
-        checks.append(Check("no train-test leakage", True, leakage_clear))
+        conditions.append(Check("no train-test leakage", True, leakage_clear))
+    conditions += outside.values()
 
-    # Unusable baselines inform but do not block; everything else must pass.
-    blocking = [
-        c for c in checks
-        if not (c.name.startswith("beats ") and c.passed is None and "not a usable" in c.detail)
-    ]  # fmt: skip
+    checks = [*comparisons, *conditions]
+    blocking = [c for c in checks if c.blocking]
+    # Red needs something shown wrong: a usable baseline shown better, or a condition of
+    # the tuned model itself that failed. A comparison that could not be won (no usable
+    # baseline) is amber: nothing was shown either way.
     worse = any(v.usable and v.beat is False for v in compared.values())
-    hard_fail = worse or any(c.passed is False for c in blocking if not c.name.startswith("beats "))
+    hard_fail = worse or any(c.passed is False for c in conditions if c.blocking)
     if all(c.passed is True for c in blocking):
         kind = "good"
         beaten = " and ".join(v.label for v in compared.values() if v.usable)
@@ -268,6 +296,9 @@ def decide(
             f"tuning beat {beaten} on test AUC beyond the 95% intervals; {rates}; "
             "no train-test leakage found"
         )
+        held = [name for name, c in outside.items() if c.passed is True]
+        if held:
+            text += f"; its AUC on {', '.join(held)} is not below the internal test AUC interval"
     else:
         kind = "bad" if hard_fail else "warn"
         failed = [c for c in blocking if c.passed is not True]

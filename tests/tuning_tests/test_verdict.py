@@ -1,11 +1,13 @@
-"""The verdict's branches and the retrain's pure parts, on made-up predictions."""
+"""The verdict's branches, its external-set check, the seed-stability rule and the
+retrain's pure parts, on made-up predictions."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from tuning.results import MeanStd, Metrics, RoleSummary, Verdict
+from tuning.external import source_warnings
+from tuning.results import Check, MeanStd, Metrics, RoleSummary, Verdict, seed_spread
 from tuning.retrain import SeedRun, mean_std, pick_exported
 from tuning.verdict import decide
 
@@ -47,12 +49,14 @@ def _verdict(
     best: Metrics | None = None,
     leakage: tuple[str, ...] = (),
     baseline: Metrics | None = None,
+    external: dict[str, dict[str, Metrics]] | None = None,
 ) -> Verdict:
     roles = {"best": _summary(0.9, best), "baseline": _summary(0.6, baseline)}
     probs = {"best": _probs(best_sep), "baseline": _probs(base_sep)}
     return decide(
-        roles, probs, labels, 0, ("corona", "normal"), n_boot=300, seed=0, leakage=leakage
-    )
+        roles, probs, labels, 0, ("corona", "normal"), n_boot=300, seed=0, leakage=leakage,
+        external=external,
+    )  # fmt: skip
 
 
 def test_a_clearly_better_model_with_good_rates_is_green():
@@ -181,3 +185,124 @@ def test_the_exported_seed_is_chosen_on_validation_never_on_test():
     stats = mean_std(runs, "test")
     assert stats["auc"].n == 3 and stats["auc"].mean == pytest.approx((0.99 + 0.5 + 0.7) / 3)
     assert stats["f1"] == MeanStd(None, None, 0)
+
+
+# --- the external-set check --------------------------------------------------------------
+# The tuned model's internal test AUC interval is [0.8, 0.95] (`_metrics`).
+
+
+def _outside(auc: float | None) -> Metrics:
+    undefined = {"auc": "only one class in the labels"} if auc is None else {}
+    return Metrics(n=40, auc=auc, threshold=0.5, undefined=undefined)
+
+
+def _external_checks(verdict: Verdict) -> list[Check]:
+    return [c for c in verdict.checks if c.name.startswith("external set")]
+
+
+def test_an_external_auc_below_the_internal_interval_fails_a_blocking_check():
+    # The measured case: tuned on covid-cxr (children as normals), 0.445 on adults.
+    verdict = _verdict(3.0, 0.0, external={"adult": {"best": _outside(0.445)}})
+    (check,) = _external_checks(verdict)
+    assert check.name == "external set adult" and check.passed is False and check.blocking
+    assert "AUC is 0.445, below the internal test AUC's interval [0.800, 0.950]" in check.detail
+    # Everything else passed (it beat the recipe, good rates): the external failure is red.
+    assert all(c.passed for c in verdict.checks if c is not check)
+    assert verdict.kind == "bad" and check.detail in verdict.text
+    # The same words as the study's warning, so the two can never disagree.
+    internal = _summary(0.9).exported_test
+    assert source_warnings(internal, {"adult": _outside(0.445)}) == [check.detail]
+
+
+def test_an_external_auc_within_or_above_the_interval_passes():
+    for auc in (0.8, 0.97):  # at the lower bound, above the upper one
+        verdict = _verdict(3.0, 0.0, external={"adult": {"best": _outside(auc)}})
+        (check,) = _external_checks(verdict)
+        assert check.passed is True and check.blocking, auc
+        assert verdict.kind == "good" and "its AUC on adult is not below" in verdict.text
+
+
+def test_no_external_set_means_no_external_check():
+    verdict = _verdict(3.0, 0.0)
+    assert _external_checks(verdict) == [] and verdict.kind == "good"
+
+
+def test_an_external_set_without_an_auc_informs_and_does_not_block():
+    # One class only (adult normals, say): nothing is shown either way.
+    verdict = _verdict(3.0, 0.0, external={"normals": {"best": _outside(None)}})
+    (check,) = _external_checks(verdict)
+    assert check.passed is None and not check.blocking
+    assert "undefined (only one class in the labels)" in check.detail
+    assert verdict.kind == "good"
+
+
+def test_a_baselines_external_failure_is_not_the_tuned_models():
+    verdict = _verdict(
+        3.0, 0.0, external={"adult": {"best": _outside(0.9), "baseline": _outside(0.3)}}
+    )
+    (check,) = _external_checks(verdict)
+    assert check.passed is True and verdict.kind == "good"
+
+
+def test_external_checks_are_listed_even_without_a_verdict():
+    small = np.array([0] * 8 + [1] * 8)
+    roles = {"best": _summary(0.9), "baseline": _summary(0.6)}
+    verdict = decide(
+        roles, {"best": _probs_n(16), "baseline": _probs_n(16)}, small, 0, ("corona", "normal"),
+        n_boot=50, seed=0, external={"adult": {"best": _outside(0.445)}},
+    )  # fmt: skip
+    assert verdict.kind == "none"
+    assert [c.passed for c in _external_checks(verdict)] == [False]
+
+
+def test_blocking_is_a_field_and_old_comparison_files_read_the_same():
+    # The unusable recipe informs without blocking: set by the verdict, not by its words.
+    verdict = _verdict(3.0, 0.0, baseline=_metrics(sens=1.0, spec=0.0, called=80))
+    recipe = next(c for c in verdict.checks if c.name == "beats the recipe")
+    assert recipe.blocking is False and recipe.passed is None
+    assert all(c.blocking for c in verdict.checks if c is not recipe)
+    assert Verdict.from_dict(verdict.to_dict()) == verdict
+    # A comparison.json from before the field: the unusable-baseline check informs.
+    old = [{k: v for k, v in c.to_dict().items() if k != "blocking"} for c in verdict.checks]
+    assert [Check.from_dict(c) for c in old] == list(verdict.checks)
+
+
+# --- the seed-stability rule -------------------------------------------------------------
+
+
+def _seeds(aucs: list[float | None], interval: tuple[float, float] | None) -> RoleSummary:
+    metrics = Metrics(n=80, auc=0.85, ci95={"auc": interval} if interval else {})
+    per_seed = tuple(
+        {"seed": i, "test": None if auc is None else {"auc": auc}} for i, auc in enumerate(aucs)
+    )
+    return RoleSummary(
+        role="best", protocol="", seeds=tuple(range(len(aucs))), exported_seed=0,
+        test_mean_std={}, validation_mean_std={}, exported_validation=None,
+        exported_test=metrics, per_seed=per_seed,
+    )  # fmt: skip
+
+
+def test_seeds_that_spread_wider_than_the_interval_are_flagged():
+    spread = seed_spread(_seeds([0.85, 0.60, 0.80], (0.80, 0.90)))
+    assert spread.aucs == ((0, 0.85), (1, 0.60), (2, 0.80))
+    assert spread.spread == pytest.approx(0.25) and spread.width == pytest.approx(0.10)
+    assert spread.unstable is True
+    # The flag says the rule with its numbers.
+    assert spread.text.startswith("seeds disagree: the spread of their test AUCs (0.250: ")
+    assert "exceeds the width of the exported model's 95% test-AUC interval" in spread.text
+    assert "(width 0.100: [0.800, 0.900])" in spread.text
+
+
+def test_seeds_within_the_interval_width_are_not_flagged():
+    assert seed_spread(_seeds([0.85, 0.82, 0.88], (0.80, 0.90))).unstable is False
+    # Equal to the width is not more than it.
+    assert seed_spread(_seeds([0.80, 0.90], (0.80, 0.90))).unstable is False
+
+
+def test_the_rule_is_undecided_without_two_seeds_or_an_interval():
+    one = seed_spread(_seeds([0.85, None], (0.80, 0.90)))  # the second seed has no test
+    assert one.unstable is None and one.spread is None and one.aucs == ((0, 0.85),)
+    assert "one seed has a test AUC" in one.text
+    bare = seed_spread(_seeds([0.85, 0.50], None))
+    assert bare.unstable is None and bare.spread == pytest.approx(0.35)
+    assert "no test-AUC interval" in bare.text

@@ -88,22 +88,35 @@ def _role(
     threshold: float | None,
     temperature: float,
     seed: int,
+    seed_aucs: Sequence[float] | None = None,
 ) -> RoleSummary:
     stats = {
         name: MeanStd.of([v, v - 0.02, v + 0.01])
         for name in ("auc", "sensitivity", "specificity")
         if (v := test.value(name)) is not None
     }
+    if seed_aucs is None:
+        seed_aucs = [] if test.auc is None else [test.auc, test.auc - 0.02, test.auc + 0.01]
+    if seed_aucs:
+        stats["auc"] = MeanStd.of(list(seed_aucs))
+    seeds = tuple(range(max(3, len(seed_aucs))))
     summary = RoleSummary(
         role=role,
         protocol="each seed trains on the train split for the full epoch budget",
-        seeds=(0, 1, 2),
+        seeds=seeds,
         exported_seed=0,
         test_mean_std=stats,
         validation_mean_std={},
         exported_validation=None,
         exported_test=test,
-        per_seed=tuple({"seed": s, "threshold": threshold} for s in (0, 1, 2)),
+        per_seed=tuple(
+            {
+                "seed": s,
+                "threshold": threshold,
+                "test": {"auc": seed_aucs[s]} if s < len(seed_aucs) else None,
+            }
+            for s in seeds
+        ),
         threshold=threshold,
         operating_point="youden" if threshold is not None else None,
         calibration={
@@ -160,6 +173,7 @@ def clinical_run(
     checks: Sequence[Check] | None = None,
     text: str | None = None,
     card: bool = True,
+    seed_aucs: Mapping[str, Sequence[float]] | None = None,
 ) -> Path:
     """A finished study's folder: leaderboard, the roles, ``comparison.json`` and a card.
 
@@ -169,6 +183,7 @@ def clinical_run(
         notes: The verdict's ``external_notes``.
         leakage: The verdict's train<->test pairs.
         unusable: Baseline roles the verdict names unusable.
+        seed_aucs: Role -> its seeds' test AUCs (default: the exported AUC, -0.02, +0.01).
     """
     run_dir = parent / name
     run_dir.mkdir(parents=True)
@@ -186,7 +201,10 @@ def clinical_run(
         }
         for set_name, m in outside.items():
             external_by_set.setdefault(set_name, {})[role] = m
-        summaries[role] = _role(run_dir, role, test, outside, test.threshold, temperature, seed=i)
+        summaries[role] = _role(
+            run_dir, role, test, outside, test.threshold, temperature, seed=i,
+            seed_aucs=(seed_aucs or {}).get(role),
+        )  # fmt: skip
     versus = {}
     for role, label in (("default", "the sensible default"), ("baseline", "the recipe")):
         if role not in summaries:

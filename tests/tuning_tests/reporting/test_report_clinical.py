@@ -8,9 +8,10 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from _clinical_run import clinical_run, metrics
+from _clinical_run import ROLE_NUMBERS, clinical_run, metrics
 from _html_page import SECTIONS, Page
 
+from tuning.external import source_check
 from tuning.reporting import build_context, load_run, render, write_comparison_report
 from tuning.results import Check
 
@@ -80,6 +81,67 @@ def test_a_bad_verdict_is_red_never_green_and_says_why(tmp_path: Path) -> None:
     assert ("fail", "✗", "sensitivity") in checks
     assert ("pass", "✓", "beats the recipe") in checks
     assert 'class="no"' in overview  # the failed sensitivity tile is red
+
+
+def test_an_external_failure_is_a_failed_check_in_the_overview(tmp_path: Path) -> None:
+    # The tuned model ranks adults worse than its internal interval allows: the verdict's
+    # check fails, and the overview says so beside the other checks, not only in External.
+    internal = metrics(*ROLE_NUMBERS["best"][:4])
+    adult = source_check("adult", internal, metrics(0.445, 0.6, 0.4, 0.361, n=40))
+    assert adult.passed is False and adult.blocking
+    run_dir = clinical_run(
+        tmp_path,
+        kind="bad",
+        external={"adult": 0.445},
+        notes=[adult.detail],
+        checks=[
+            Check("beats the recipe", True, "against the recipe: beat it"),
+            Check("sensitivity", True, "sensitivity 0.867 [0.787, 0.947]: clears the floor"),
+            Check("specificity", True, "specificity 0.667 [0.587, 0.747]: clears the floor"),
+            Check("no train-test leakage", True, "no duplicate found"),
+            adult,
+        ],
+        text=f"not shown: {adult.detail}",
+    )
+    overview = _section(_page(run_dir), "overview")
+    detail = (
+        "on adult the tuned model&#39;s AUC is 0.445, below the internal test AUC&#39;s "
+        "interval [0.760, 0.920]: the model may rely on something specific to the training "
+        "source"
+    )
+    assert f'<div class="banner bad">Verdict: Not shown (a check failed): {detail}</div>' in (
+        overview
+    )
+    checks = re.findall(r'<span class="mark (\w+)[^"]*"[^>]*>(.)</span><b>([^<]+)</b>', overview)
+    assert ("fail", "✗", "external set adult") in checks
+    assert f"<b>external set adult</b>: {detail}</li>" in overview
+
+
+def test_each_roles_seed_aucs_and_the_flag_where_they_disagree(tmp_path: Path) -> None:
+    html = _page(clinical_run(tmp_path, seed_aucs={"baseline": [0.66, 0.40, 0.80]}))
+    test = _section(html, "test")
+    rows = _table(html, "seed-stability")
+    assert [r[0] for r in rows] == ["tuned", "sensible default", "recipe"]
+    assert rows[0][1:] == [
+        "seed 0: 0.840 seed 1: 0.820 seed 2: 0.850",
+        "0.030",
+        "[0.760, 0.920] (0.160)",
+        "agree",
+    ]
+    assert rows[2][1:] == [
+        "seed 0: 0.660 seed 1: 0.400 seed 2: 0.800",
+        "0.400",
+        "[0.580, 0.740] (0.160)",
+        "seeds disagree",
+    ]
+    assert "<b>0.840</b>" in test  # the exported seed
+    assert (
+        '<div class="banner warn">recipe: seeds disagree: the spread of their test AUCs '
+        "(0.400: 0.400 to 0.800 over 3 seeds) exceeds the width of the exported model&#39;s "
+        "95% test-AUC interval (width 0.160: [0.580, 0.740])"
+    ) in test
+    assert test.count('class="banner warn"') == 1  # the others' seeds agree
+    assert "Rule: a model&#39;s seeds are flagged when the spread (max - min)" in test
 
 
 def test_only_a_good_verdict_is_green(tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from covidxr_core.numbers import finite
 from tuning.reporting.charts import Interval, interval_chart, roc_chart
 from tuning.reporting.html import (
     Html,
+    banner,
     bold,
     bullets,
     caption,
@@ -29,9 +30,15 @@ from tuning.reporting.html import (
     table,
 )
 from tuning.reporting.inputs import ROLE_LABELS, ROLES, RoleFiles
-from tuning.reporting.sections.context import ARGMAX_NOTE, Context, param_list, value_ci
+from tuning.reporting.sections.context import (
+    ARGMAX_NOTE,
+    Context,
+    interval,
+    param_list,
+    value_ci,
+)
 from tuning.reporting.sections.views import by_view
-from tuning.results import MeanStd, Metrics, Verdict, Versus
+from tuning.results import STABILITY_RULE, MeanStd, Metrics, Verdict, Versus, seed_spread
 
 # The table's rows after the threshold: (metric, label), in reading order.
 TEST_METRICS = (
@@ -183,6 +190,60 @@ def _versus_lines(verdict: Verdict) -> Markup:
     return bullets(items)
 
 
+def seed_table(roles: list[RoleFiles]) -> Markup:
+    """Each model's test AUC per retrain seed, its spread against the exported model's
+    interval, and a warning for each model whose seeds disagree by more than it
+    (`tuning.results.seed_spread`)."""
+    rows: list[list[Html]] = []
+    flags: list[Html] = []
+    for f in roles:
+        spread = seed_spread(f.summary)
+        exported = f.summary.exported_seed
+        aucs = join(
+            (
+                join([muted(f"seed {seed}: "), bold(fmt(auc)) if seed == exported else fmt(auc)])
+                for seed, auc in spread.aucs
+            ),
+            Markup("<br>"),
+        )
+        word: Html = muted("–")  # undecided: one seed, or no interval
+        if spread.unstable:
+            word = Markup('<span class="tag failed">seeds disagree</span>')
+            flags.append(banner(f"{f.label}: {spread.text}", "warn"))
+        elif spread.unstable is False:
+            word = "agree"
+        rows.append(
+            [
+                f.label,
+                aucs or "–",
+                fmt(spread.spread),
+                join([interval(spread.interval), " ", muted(f"({fmt(spread.width)})")])
+                if spread.interval is not None
+                else "–",
+                word,
+            ]
+        )
+    shown = table(
+        [
+            "model",
+            "test AUC per seed (exported in bold)",
+            "spread (max − min)",
+            "exported model's 95% interval (width)",
+            "seeds",
+        ],
+        rows,
+        numeric=range(1, 4),
+        table_id="seed-stability",
+        scroll=True,
+    )
+    rule = caption(
+        f"Rule: {STABILITY_RULE}. That interval is how far the test sample alone moves one "
+        "model's AUC; seeds that differ by more are a property of training, which the "
+        "exported seed (picked on validation) hides."
+    )
+    return join([*flags, shown, rule])
+
+
 def test_split(ctx: Context) -> Markup:
     run = ctx.run
     roles = ctx.roles()
@@ -219,6 +280,8 @@ def test_split(ctx: Context) -> Markup:
     if verdict is not None and verdict.versus:
         parts.append(heading("Tuned against each baseline (paired test AUC)"))
         parts.append(_versus_lines(verdict))
+    parts.append(heading("Stability over seeds (test AUC)"))
+    parts.append(seed_table(roles))
     missing_roles = [ROLE_LABELS[r] for r in ROLES if r not in run.roles]
     if missing_roles:
         parts.append(caption(f"Not retrained (no folder): {', '.join(missing_roles)}."))
@@ -296,6 +359,7 @@ __all__ = [
     "gradcam",
     "mean_std",
     "metrics_table",
+    "seed_table",
     "test_split",
     "with_ci",
 ]
