@@ -340,33 +340,71 @@ def paired_auc_difference(
         difference and ``ci95`` are None (with the reason under ``undefined``) when the
         labels hold one class only or the probabilities are not finite.
     """
+    return paired_mean_auc_difference(y_true, [probs_a], [probs_b], positive_index, n_boot, seed)
+
+
+def paired_mean_auc_difference(
+    y_true: np.ndarray,
+    probs_a: Sequence[np.ndarray],
+    probs_b: Sequence[np.ndarray],
+    positive_index: int,
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Mean AUC over A's runs minus mean AUC over B's runs, with one paired bootstrap.
+
+    Each run (a training seed) scored the same N images; every resample draws one set of
+    images and scores all runs of both on it, so the interval covers the images' sampling
+    for the pair of configurations as a whole, seeds averaged. One run each is
+    `paired_auc_difference`.
+
+    Args:
+        y_true: (N,) integer labels.
+        probs_a: A's runs, each (N, num_classes).
+        probs_b: B's runs, each (N, num_classes).
+        positive_index: Index of the positive class.
+        n_boot: Stratified bootstrap resamples; 0 skips the interval.
+        seed: Seed of the bootstrap.
+
+    Returns:
+        As `paired_auc_difference`, with ``auc_a``/``auc_b`` the means over runs.
+    """
     y_true = np.asarray(y_true).astype(np.int64).reshape(-1)
-    a = np.asarray(probs_a, dtype=np.float64)
-    b = np.asarray(probs_b, dtype=np.float64)
+    a = [np.asarray(p, dtype=np.float64) for p in probs_a]
+    b = [np.asarray(p, dtype=np.float64) for p in probs_b]
     n = int(y_true.shape[0])
-    if a.shape != b.shape or a.ndim != 2 or a.shape[0] != n:
+    if not a or not b:
+        raise ValueError("probs_a and probs_b must each hold at least one run")
+    for p in (*a, *b):
+        if p.shape != a[0].shape or p.ndim != 2 or p.shape[0] != n:
+            raise ValueError(
+                f"probs_a and probs_b must all have shape (N, classes) with N = {n}, "
+                f"but got {a[0].shape} and {p.shape}"
+            )
+    if not 0 <= positive_index < a[0].shape[1]:
         raise ValueError(
-            f"probs_a and probs_b must both have shape (N, classes) with N = {n}, "
-            f"but got {a.shape} and {b.shape}"
+            f"positive_index must be in [0, {a[0].shape[1]}), but got {positive_index}"
         )
-    if not 0 <= positive_index < a.shape[1]:
-        raise ValueError(f"positive_index must be in [0, {a.shape[1]}), but got {positive_index}")
     out: dict[str, Any] = {"n": n, "auc_a": None, "auc_b": None, "difference": None, "ci95": None}
     is_pos = y_true == positive_index
-    if not (np.isfinite(a).all() and np.isfinite(b).all()):
+    if not all(np.isfinite(p).all() for p in (*a, *b)):
         out["undefined"] = {"difference": "probabilities are not finite"}
         return out
     if is_pos.all() or not is_pos.any():
         out["undefined"] = {"difference": "AUC needs both classes in the labels"}
         return out
-    sa, sb = a[:, positive_index], b[:, positive_index]
+
+    def mean_auc(runs: list[np.ndarray], weights: np.ndarray) -> np.ndarray:
+        aucs = [_weighted_auc(p[:, positive_index], is_pos, weights) for p in runs]
+        return np.mean(aucs, axis=0)
+
     ones = np.ones((1, n))
-    out["auc_a"] = float(_weighted_auc(sa, is_pos, ones)[0])
-    out["auc_b"] = float(_weighted_auc(sb, is_pos, ones)[0])
+    out["auc_a"] = float(mean_auc(a, ones)[0])
+    out["auc_b"] = float(mean_auc(b, ones)[0])
     out["difference"] = out["auc_a"] - out["auc_b"]
     if n_boot > 0:
         parts = [
-            _weighted_auc(sa, is_pos, counts) - _weighted_auc(sb, is_pos, counts)
+            mean_auc(a, counts) - mean_auc(b, counts)
             for counts in _resample_counts(y_true, n_boot, seed)
         ]
         out["ci95"] = _percentile_ci(parts)
@@ -402,5 +440,6 @@ __all__ = [
     "binary_crossentropy",
     "classification_metrics",
     "paired_auc_difference",
+    "paired_mean_auc_difference",
     "roc_points",
 ]

@@ -60,12 +60,13 @@ def cxr_fixture(shared_data: Path) -> Path:
 
 
 def _tiny_spec(output: Path, name: str = "tiny", **overrides: object):
-    """The smoke-sized study: 3 trials of 2 epochs at 64 px, one retrain seed."""
+    """The smoke-sized study: 3 trials of 2 epochs at 64 px, one retrain seed, a race of
+    one trial against the default."""
     from tuning import StudySpec
 
     defaults: dict[str, object] = dict(
         trials=3, epochs=2, image_size=64, space="small", retrain_seeds=1, n_boot=50,
-        output=str(output), name=name, grace_epochs=1,
+        output=str(output), name=name, grace_epochs=1, race=1,
     )  # fmt: skip
     return StudySpec(**{**defaults, **overrides})  # type: ignore[arg-type]
 

@@ -116,9 +116,17 @@ def limitations(
 
 
 def render(
-    spec: StudySpec, data: Dataset, roles: Mapping[str, RoleSummary], verdict: Verdict
+    spec: StudySpec,
+    data: Dataset,
+    roles: Mapping[str, RoleSummary],
+    verdict: Verdict,
+    choice: Mapping[str, Any] | None = None,
 ) -> str:
-    """The card as Markdown."""
+    """The card as Markdown.
+
+    ``choice``: how the model was chosen: ``line`` (the race's one line), ``origin`` (of
+    the handed-back configuration) and ``held_fixed`` (every value no trial changed).
+    """
     best = roles["best"]
     counts = data.counts()
     lines = [
@@ -152,6 +160,7 @@ def render(
         lines.append("- no duplicate radiograph found between train and test")
     lines += [
         "",
+        *_choice_lines(choice),
         "## Operating point",
         "",
         f"- rule: `{best.operating_point or spec.operating_point}`, chosen on the validation "
@@ -205,6 +214,24 @@ def render(
     return "\n".join(lines)
 
 
+def _choice_lines(choice: Mapping[str, Any] | None) -> list[str]:
+    """``## How this model was chosen``: the race's outcome and what the search held fixed."""
+    if not choice:
+        return []
+    lines = ["", "## How this model was chosen", ""]
+    if choice.get("line"):
+        lines.append(f"- {choice['line']} (chosen on validation only; docs/tuning.md)")
+    if choice.get("origin"):
+        lines.append(f"- origin of the configuration: {choice['origin']}")
+    held = choice.get("held_fixed") or {}
+    if held:
+        lines.append(
+            "- held fixed by the search (no trial changed these): "
+            + ", ".join(f"`{k}` = {v}" for k, v in held.items())
+        )
+    return [*lines, ""]
+
+
 def _num(value: Any) -> str:
     return f"{value:.3f}" if isinstance(value, int | float) else "–"
 
@@ -215,10 +242,11 @@ def write_model_card(
     data: Dataset,
     roles: Mapping[str, RoleSummary],
     verdict: Verdict,
+    choice: Mapping[str, Any] | None = None,
 ) -> Path:
     """Writes ``run_dir/best/MODEL_CARD.md`` and returns its path."""
     path = run_dir / "best" / CARD_FILE
-    atomic.write_text(path, render(spec, data, roles, verdict))
+    atomic.write_text(path, render(spec, data, roles, verdict, choice))
     return path
 
 

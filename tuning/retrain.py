@@ -66,6 +66,8 @@ class SeedRun:
     threshold: float | None = None  # chosen on this seed's validation predictions
     operating_point: str | None = None
     calibration: dict[str, Any] | None = None
+    # The validation probabilities: what the race compares configurations on.
+    val_probs: np.ndarray | None = None
 
 
 def train_seed(
@@ -101,9 +103,11 @@ def train_seed(
         threshold=result.threshold,
         operating_point=train_config.operating_point,
         calibration=result.calibration,
+        val_probs=np.asarray(result.validation_probs, dtype=np.float64),
     )
 
 
+_ARRAYS = ("test_probs", "test_labels", "val_probs")  # kept as .npy beside run.json
 SEEDS_DIR = "retrain"  # finished seeds, kept so that a resumed study does not train them again
 
 
@@ -125,7 +129,9 @@ def save_seed(folder: Path, run: SeedRun) -> None:
         with atomic.out_of_space(folder):
             tmp.mkdir(parents=True)
             fields = {f.name: getattr(run, f.name) for f in dataclasses.fields(run)}
-            arrays = {k: fields.pop(k) for k in ("test_probs", "test_labels")}
+            arrays = {k: fields.pop(k) for k in _ARRAYS}
+            if arrays["val_probs"] is None:
+                del arrays["val_probs"]
             (tmp / "model.keras").write_bytes(fields.pop("model_bytes"))
             for name, array in arrays.items():
                 np.save(tmp / f"{name}.npy", array)
@@ -143,7 +149,8 @@ def load_seed(folder: Path) -> SeedRun | None:
         fields = json.loads((folder / "run.json").read_text())
         arrays = {
             k: np.load(folder / f"{k}.npy", allow_pickle=False)
-            for k in ("test_probs", "test_labels")
+            for k in _ARRAYS
+            if k != "val_probs" or (folder / f"{k}.npy").exists()
         }
         model = (folder / "model.keras").read_bytes()
     except (OSError, ValueError):
@@ -270,11 +277,34 @@ def _first_line(exc: BaseException) -> str:
 
 @dataclass(frozen=True)
 class Retrained:
-    """The retrain's outcome: the winner row, each role's summary and exported test scores."""
+    """The retrain's outcome: the winner row, each role's summary and exported test scores.
+
+    ``race`` is the race's decision (`tuning.race.RaceResult`), None without a race;
+    ``returned_default`` says that ``best/`` is the sensible default, handed back because
+    tuning found nothing better; ``wall_s`` the seeds' wall time (race included).
+    """
 
     winner: TrialRow
     roles: dict[str, RoleSummary]
     probs: dict[str, np.ndarray]  # role -> the exported seed's test probabilities
+    race: Any = None
+    returned_default: bool = False
+    wall_s: float = 0.0
+
+
+def _entrants(spec: StudySpec, board: Leaderboard) -> list[TrialRow]:
+    """The search trials that go on to seeds: the race's top ``--race`` full-budget trials
+    that are not the default, or the one trial the rule picks without a race."""
+    from tuning.leaderboard import ranked
+
+    if board.selection is not None:  # --objectives / --constraint / --pick: the user's rule
+        pick = board.winner()
+        return [pick] if pick is not None else []
+    order = ranked(board.rows.values(), spec.metric, spec.mode)
+    if spec.race == 0:
+        return order[:1]
+    full = [r for r in order if r.stop_reason == "completed" and r.origin != "default"]
+    return full[: spec.race]
 
 
 def retrain(
@@ -286,57 +316,90 @@ def retrain(
     engine: Engine,
     shared_data: Any,
     observer: StudyObserver,
+    validation: tuple[np.ndarray, int] | None = None,
 ) -> Retrained | None:
-    """Retrains the search's winner and the baselines with ``spec.retrain_seeds`` seeds each.
+    """Races the search's best against the sensible default, and retrains the roles.
+
+    Every configuration trains ``spec.retrain_seeds`` seeds in one batch of engine jobs
+    (all slots busy): the race's entrants (`_entrants`), the sensible default and the
+    recipe. The race (`tuning.race.choose`, on validation only) decides which entrant is
+    ``best``; its seeds are the ones just trained, so nothing trains twice, and where the
+    default wins, ``best/`` is the default.
 
     Args:
         spec: The study.
-        space: Its search space (maps the winner's values onto the recipe).
-        configs: ``baseline`` (the recipe's `TrainConfig`, what the winner changes) and
-            optionally ``default``.
+        space: Its search space (maps a trial's values onto ``configs["search"]``).
+        configs: ``search`` (what trials' values are applied to), ``baseline`` (the
+            recipe) and ``default`` (the sensible default), each a `TrainConfig`.
         board: The finished search.
         run_dir: Where ``best/``, ``baseline/`` and ``default/`` are written.
         engine: Runs the seeds, on the data it already holds (``shared_data``).
         shared_data: What ``engine.share`` returned.
         observer: Told what is retrained.
+        validation: The validation labels and the positive class's index (the race's
+            paired interval needs them).
 
     Returns:
         None when no trial finished with a value (nothing to retrain).
     """
-    winner = board.winner()
-    if winner is None:
+    from tuning.race import DEFAULT_KEY, Entrant, choose
+
+    if board.winner() is None:
         if board.selection is None or not board.selection.notes:
             observer.warning("no trial finished: nothing to retrain")
         return None  # else the selection has said why (no trial is feasible)
-    configs = {"best": space.apply(winner.params, configs["baseline"]), **configs}
-    roles = [r for r in ROLES if r in configs]
-    seeds = [spec.seed + i for i in range(spec.retrain_seeds)]
-    observer.note(
-        "retraining",
-        f"trial {winner.trial_id} ({spec.metric} {winner.column(spec.metric):.4f}), the recipe "
-        f"and the sensible default with seeds {seeds}, {spec.epochs} epochs each",
+    base = configs.get("search", configs["baseline"])
+    default = configs["default"]
+    racing = spec.race > 0 and board.selection is None
+    # Configurations by label: the trials, then the baselines; a trial whose config is the
+    # default's trains once, as the default.
+    trained: dict[str, Any] = {}
+    rows: dict[str, TrialRow] = {}
+    for row in _entrants(spec, board):
+        config = space.apply(row.params, base)
+        if dataclasses.replace(config, seed=default.seed) == default:
+            rows.setdefault(DEFAULT_KEY, row)
+            continue
+        trained[f"trial {row.trial_id}"], rows[f"trial {row.trial_id}"] = config, row
+    trained[DEFAULT_KEY], trained["baseline"] = default, configs["baseline"]
+    default_row = rows.get(DEFAULT_KEY) or next(
+        (r for r in board.rows.values() if r.origin == "default"), None
     )
-    jobs = [(r, dataclasses.replace(configs[r], seed=s)) for r in roles for s in seeds]
-    folders = [_seed_dir(run_dir, r, config, spec.n_boot) for r, config in jobs]
+    seeds = [spec.seed + i for i in range(spec.retrain_seeds)]
+    trials = [k for k in trained if k.startswith("trial ")]
+    observer.note(
+        "race" if racing else "retraining",
+        (
+            f"{len(trials)} trial(s) ({', '.join(t.removeprefix('trial ') for t in trials)}) race "
+            "the sensible default"
+            if racing
+            else ", ".join(trials) or "the sensible default"
+        )
+        + f"; with the recipe, {len(trained)} configurations × seeds {seeds}, "
+        f"{spec.epochs} epochs each",
+    )
+    labels = list(trained)
+    jobs = [(label, dataclasses.replace(trained[label], seed=s)) for label in labels for s in seeds]
+    folders = [_seed_dir(run_dir, _role_dir(label), config, spec.n_boot) for label, config in jobs]
     # A resumed study keeps the seeds that finished before the driver was killed.
     results: list[SeedRun | None] = [load_seed(f) for f in folders]
     todo = [i for i, r in enumerate(results) if r is None]
     if len(todo) < len(jobs):
         observer.note("retraining", f"kept {len(jobs) - len(todo)} finished seed(s) from before")
 
-    observer.retrain_started(roles, seeds, spec.epochs)
+    observer.retrain_started(labels, seeds, spec.epochs)
     clock = time.monotonic()
     for i in set(range(len(jobs))) - set(todo):
         observer.retrain_progress(jobs[i][0], jobs[i][1].seed, spec.epochs, spec.epochs, True)
 
     def finished(k: int, run: SeedRun) -> None:
         save_seed(folders[todo[k]], run)
-        role, config = jobs[todo[k]]
-        observer.retrain_progress(role, config.seed, spec.epochs, spec.epochs, finished=True)
+        label, config = jobs[todo[k]]
+        observer.retrain_progress(label, config.seed, spec.epochs, spec.epochs, finished=True)
 
     def epoch_done(k: int, epoch: int) -> None:
-        role, config = jobs[todo[k]]
-        observer.retrain_progress(role, config.seed, epoch, spec.epochs)
+        label, config = jobs[todo[k]]
+        observer.retrain_progress(label, config.seed, epoch, spec.epochs)
 
     try:
         fresh = engine.run_jobs(
@@ -357,12 +420,35 @@ def retrain(
             "with --resume to train only the others"
         ) from exc
     finally:
-        observer.retrain_finished(time.monotonic() - clock)
+        wall = time.monotonic() - clock
+        observer.retrain_finished(wall)
     for i, run in zip(todo, fresh, strict=True):
         results[i] = run
     done = [r for r in results if r is not None]
     assert len(done) == len(jobs)
-    runs = {r: done[i * len(seeds) : (i + 1) * len(seeds)] for i, r in enumerate(roles)}
+    runs = {label: done[i * len(seeds) : (i + 1) * len(seeds)] for i, label in enumerate(labels)}
+
+    race = None
+    if racing:
+        key = spec.metric.removeprefix("val_")
+        entrants = [
+            Entrant(
+                DEFAULT_KEY if label == DEFAULT_KEY else rows[label].trial_id,
+                "default" if label == DEFAULT_KEY else str(rows[label].origin or "search"),
+                tuple(float(r.validation.get(key, float("nan"))) for r in runs[label]),
+                tuple(r.val_probs for r in runs[label] if r.val_probs is not None),
+            )
+            for label in [DEFAULT_KEY, *trials]
+        ]
+        labels_y, positive = validation if validation is not None else (np.empty(0), 0)
+        race = choose(entrants, spec.metric, labels_y, positive, spec.n_boot, spec.seed)
+        won = DEFAULT_KEY if race.winner == DEFAULT_KEY else f"trial {race.winner}"
+        observer.note("race", race.line)
+    else:
+        won = trials[0] if trials else DEFAULT_KEY
+    returned_default = won == DEFAULT_KEY
+    winner = rows.get(won) or default_row or TrialRow(trial_id=DEFAULT_KEY, origin="default")
+    roles_of = {"best": won, "baseline": "baseline", "default": DEFAULT_KEY}
     common = {
         "budget_epochs": spec.epochs,
         "image_size": spec.image_size,
@@ -372,17 +458,22 @@ def retrain(
         role: write_role(
             run_dir / role,
             role,
-            configs[role],
-            runs[role],
+            trained[label],
+            runs[label],
             spec.metric,
             {**common, "preset": PRESET_OF[role]} if role in PRESET_OF else common,
             winner if role == "best" else None,
         )
-        for role in roles
+        for role, label in roles_of.items()
     }
     _export(run_dir / "best", observer)
-    probs = {r: pick_exported(runs[r], spec.metric).test_probs for r in roles}
-    return Retrained(winner, summaries, probs)
+    probs = {r: pick_exported(runs[label], spec.metric).test_probs for r, label in roles_of.items()}
+    return Retrained(winner, summaries, probs, race, returned_default, wall)
+
+
+def _role_dir(label: str) -> str:
+    """A seed folder's prefix for a configuration's label (``trial 3fa2`` -> ``trial-3fa2``)."""
+    return label.replace(" ", "-")
 
 
 __all__ = [

@@ -21,6 +21,7 @@ from covidxr_core import atomic
 from covidxr_core.errors import ConfigError
 from covidxr_core.jsonsafe import dumps
 from tuning import signals
+from tuning.budget import early_stopping, startup_trials
 from tuning.efficiency import study_efficiency, study_slots
 from tuning.engines import SearchJob, get_engine
 from tuning.errors import StudyError
@@ -40,6 +41,7 @@ from tuning.runfolder import (
     taken,
 )
 from tuning.spec import StudySpec, check_installed, resume_conflicts, resume_refusal
+from tuning.starts import starting_points
 from tuning.trackers import end_trackers, require_trackers, with_trackers
 
 if TYPE_CHECKING:
@@ -68,6 +70,9 @@ class StudyResult:
         default: The retrained sensible default's summary, if retrained.
         wall_s: The whole study's wall time.
         paths: The run's files by name (``leaderboard``, ``report``, ``best_model``...).
+        returned_default: The race found nothing better than the sensible default, so
+            ``best/`` is the default (``best_params`` are then the default trial's, or
+            empty where the space cannot express the default).
     """
 
     run_dir: Path
@@ -80,6 +85,7 @@ class StudyResult:
     default: RoleSummary | None
     wall_s: float
     paths: dict[str, Path]
+    returned_default: bool = False
 
     @property
     def trials(self) -> int:
@@ -147,8 +153,12 @@ def run_study(
     externals = load_externals(spec, data)  # a bad external folder fails before any trial
     for name, ext in externals.items():
         observer.note("external", f"{name}: {len(ext.labels)} images from {ext.source}")
-    base = base_config(spec, data)
+    base = base_config(spec, data, space)
     space.apply(space.sample_defaults(), base)  # an invalid space fails here, not in trials
+    recipe, default = recipe_config(spec, data), default_config(spec, data)
+    starts, not_started = starting_points(space, base, default, recipe)
+    for note in not_started:
+        observer.note("starts", note)
     folds = make_folds(spec, data, observer) if spec.cv else None  # too few images: here
     if not resume and run_dir.exists():
         raise taken(run_dir)
@@ -164,7 +174,19 @@ def run_study(
             location.push(STUDY_FILE, DATA_FILES)
             observer = with_trackers(spec, run_dir, observer)  # MLflow, TensorBoard
             shared = engine.share(data)  # the one copy every trial and retrain seed reads
-            job = SearchJob(spec, space, shared, base, location, resume, observer, folds)
+            early = early_stopping(
+                spec.early_stop, spec.epochs, spec.grace_epochs, _ranking_per_class(data, folds)
+            )
+            observer.note(
+                "plan",
+                "first trials: "
+                + (", ".join(s.origin for s in starts) or "none (the space holds no known config)")
+                + f" (full budget); TPE's random start: "
+                f"{startup_trials(spec.trials, len(starts))} trials; {early.why}",
+            )
+            job = SearchJob(
+                spec, space, shared, base, location, resume, observer, folds, tuple(starts), early
+            )
             if folds is not None:
                 _write_folds(run_dir, spec, data, folds)
             with signals.searching():  # SIGTERM: Ray Tune saves its state, then Terminated
@@ -176,12 +198,20 @@ def run_study(
             if spec.retrain_seeds > 0:
                 from tuning.retrain import retrain
 
-                configs = {"baseline": base, "default": default_config(spec, data)}
-                retrained = retrain(spec, space, configs, board, run_dir, engine, shared, observer)
+                configs = {"search": base, "baseline": recipe, "default": default}
+                retrained = retrain(
+                    spec, space, configs, board, run_dir, engine, shared, observer,
+                    (data.splits["validation"].labels, data.positive_index),
+                )  # fmt: skip
             if retrained is not None:
-                verdict = _conclude(spec, data, retrained, externals, run_dir, observer)
+                verdict = _conclude(
+                    spec, data, retrained, externals, run_dir, observer, space.held_fixed(base)
+                )
             wall = time.monotonic() - started
-            _write_summary(run_dir, spec, data, board, wall, verdict, engine.hardware())
+            _write_summary(
+                run_dir, spec, data, board, wall, verdict, engine.hardware(),
+                held=space.held_fixed(base), starts=starts, early=early, retrained=retrained,
+            )  # fmt: skip
             report = _report(run_dir, observer)
             location.push()
             if location.uri:
@@ -201,6 +231,7 @@ def run_study(
         default=retrained.roles.get("default") if retrained is not None else None,
         wall_s=wall,
         paths=_paths(run_dir, report),
+        returned_default=retrained.returned_default if retrained is not None else False,
     )
 
 
@@ -211,6 +242,7 @@ def _conclude(
     externals: dict[str, Any],
     run_dir: Path,
     observer: StudyObserver,
+    held_fixed: dict[str, Any],
 ) -> Verdict:
     """External evaluation, the verdict, ``comparison.json`` and the model card."""
     from tuning import external
@@ -251,12 +283,18 @@ def _conclude(
         ),
         external=by_set,
         external_notes=notes,
+        returned_default=retrained.returned_default,
     )
     atomic.write_text(run_dir / COMPARISON_FILE, dumps(verdict.to_dict()))
-    write_model_card(run_dir, spec, data, retrained.roles, verdict)
-    observer.comparison(retrained.roles, verdict)
-    for note in notes:
-        observer.warning(note)
+    choice = {
+        "line": retrained.race.line if retrained.race is not None else None,
+        "origin": "the sensible default"
+        if retrained.returned_default
+        else (f"trial {retrained.winner.trial_id} ({retrained.winner.origin or 'search'})"),
+        "held_fixed": held_fixed,
+    }
+    write_model_card(run_dir, spec, data, retrained.roles, verdict, choice)
+    observer.comparison(retrained.roles, verdict)  # a failed external check among its lines
     return verdict
 
 
@@ -458,14 +496,34 @@ def load_data(spec: StudySpec, observer: StudyObserver | None = None) -> Dataset
     return data
 
 
-def base_config(spec: StudySpec, data: Dataset) -> TrainConfig:
-    """The recipe (``seed`` preset) at the study's image size: the baseline, and what each
-    trial's sampled values change."""
+def recipe_config(spec: StudySpec, data: Dataset) -> TrainConfig:
+    """The recipe (``seed`` preset) under the study's budget: the published baseline."""
+    return _preset_config(spec, data, "seed")
+
+
+def default_config(spec: StudySpec, data: Dataset) -> TrainConfig:
+    """The sensible default (``default`` preset) under the study's budget: the baseline a
+    competent engineer would try first, and the configuration tuning must beat."""
+    return _preset_config(spec, data, "default")
+
+
+def base_config(spec: StudySpec, data: Dataset, space: Any = None) -> TrainConfig:
+    """What each trial's sampled values change: the search space's base (the sensible
+    default for the built-in ``default`` and ``small`` spaces, the recipe for ``recipe``)
+    at the study's image size and budget."""
+    if space is None:
+        from search_spaces import get_space
+
+        space = get_space(spec.space)
+    return _preset_config(spec, data, space.preset)
+
+
+def _preset_config(spec: StudySpec, data: Dataset, name: str) -> TrainConfig:
     from covidxr_core.config import preset
     from covidxr_core.train import TrainConfig
 
     model = preset(
-        "seed",
+        name,
         image_size=spec.image_size,
         channels=spec.channels,
         class_names=tuple(data.class_names),
@@ -481,20 +539,19 @@ def base_config(spec: StudySpec, data: Dataset) -> TrainConfig:
     )
 
 
-def default_config(spec: StudySpec, data: Dataset) -> TrainConfig:
-    """The sensible default (``default`` preset) under the study's budget: the baseline a
-    competent engineer would try first."""
-    from covidxr_core.config import preset
+def _ranking_per_class(data: Dataset, folds: list[Any] | None) -> int:
+    """Images of the smaller class in the split that ranks trials (one fold with --cv)."""
+    import numpy as np
 
-    base = base_config(spec, data)
-    model = preset(
-        "default",
-        image_size=spec.image_size,
-        channels=spec.channels,
-        class_names=tuple(data.class_names),
-        positive_class=data.positive_class,
-    )
-    return dataclasses.replace(base, model=model)
+    if folds:
+        from covidxr_core.data._folds import pooled_labels
+
+        labels = pooled_labels(data)
+        return min(
+            int(np.bincount(labels[val], minlength=len(data.class_names)).min()) for _, val in folds
+        )
+    labels = np.asarray(data.splits["validation"].labels)
+    return int(np.bincount(labels, minlength=len(data.class_names)).min())
 
 
 def _write_summary(
@@ -505,6 +562,11 @@ def _write_summary(
     wall: float,
     verdict: Verdict | None,
     hardware: dict[str, float],
+    *,
+    held: dict[str, Any] | None = None,
+    starts: Any = (),
+    early: Any = None,
+    retrained: Retrained | None = None,
 ) -> None:
     counts = stop_counts(board.rows.values())
     summary = {
@@ -535,8 +597,32 @@ def _write_summary(
         ),
         "verdict": verdict.text if verdict is not None else None,
         "selection": board.selection.to_dict() if board.selection is not None else None,
+        # Every value no trial changes (the space's base after `fixed`, and the budget).
+        "held_fixed": held or {},
+        "starts": [{"origin": s.origin, "values": s.values} for s in starts],
+        "early_stopping": (
+            {"enabled": early.enabled, "grace": early.grace, "why": early.why}
+            if early is not None
+            else None
+        ),
+        "origins": {r.trial_id: r.origin for r in board.rows.values()},
+        "race": _race_summary(retrained),
+        "returned_default": retrained.returned_default if retrained is not None else None,
     }
     atomic.write_text(run_dir / SUMMARY_FILE, dumps(summary))
+
+
+def _race_summary(retrained: Retrained | None) -> dict[str, Any] | None:
+    """The race's decision and its seeds' wall time (the retrain's, race included)."""
+    if retrained is None:
+        return None
+    race = retrained.race.to_dict() if retrained.race is not None else {"winner": None}
+    return {
+        **race,
+        "wall_s": retrained.wall_s,
+        "winner_origin": retrained.winner.origin,
+        "returned_default": retrained.returned_default,
+    }
 
 
 FOLDS_FILE = "folds.json"
@@ -644,5 +730,6 @@ __all__ = [
     "check_leakage",
     "default_config",
     "load_data",
+    "recipe_config",
     "run_study",
 ]

@@ -40,6 +40,11 @@ import numpy as np
 from tuning.external import source_check
 from tuning.results import Check, Metrics, RoleSummary, Verdict, Versus
 
+# The headline of a study whose race handed back the sensible default (tuning.race).
+RETURNED_DEFAULT = (
+    "tuning did not beat the sensible default: no searched configuration beat it on "
+    "validation, so best/ is the sensible default itself"
+)
 MIN_PER_CLASS = 20  # test images per class below which no verdict is given
 BASELINES = {"default": "the sensible default", "baseline": "the recipe"}
 
@@ -133,6 +138,22 @@ def versus(
     )
 
 
+def headline(verdict: Verdict) -> str:
+    """What happened, in plain words, from the verdict's comparison with the default."""
+    if verdict.kind == "good":
+        return "Tuning beat the baselines"
+    if verdict.text.startswith(RETURNED_DEFAULT):
+        return "Tuning did not beat the sensible default: the default is handed back"
+    check = next((c for c in verdict.checks if c.name == f"beats {BASELINES['default']}"), None)
+    if check is None:
+        return "Tuning was not compared with the sensible default"
+    if check.passed is False:
+        return "Tuning did NOT beat the sensible default: the tuned model is worse"
+    if check.passed is True:
+        return "Tuning beat the sensible default, but another check failed"
+    return "Tuning did not beat the sensible default beyond chance"
+
+
 def _auc(metrics: Metrics | None) -> float | None:
     return metrics.value("auc") if metrics is not None else None
 
@@ -168,6 +189,7 @@ def decide(
     leakage_clear: str = "no duplicate found between train and test",
     external: Mapping[str, Mapping[str, Metrics]] | None = None,
     external_notes: Sequence[str] = (),
+    returned_default: bool = False,
 ) -> Verdict:
     """The verdict on the tuned model (role ``best``) against the baselines present.
 
@@ -186,6 +208,10 @@ def decide(
         external: External set -> role -> metrics; the tuned model's (``best``) must
             not fall below its internal test AUC interval on any set (a check each).
         external_notes: Plain-language warnings about the external results.
+        returned_default: The study's race found nothing better than the sensible default
+            (`tuning.race`), so ``best`` is the default itself: the headline says so in
+            plain words, and the comparison with the default is that statement (amber),
+            not a paired interval of a model with itself.
     """
     tuned = roles["best"]
     test_metrics = {r: s.exported_test for r, s in roles.items() if s.exported_test}
@@ -236,9 +262,11 @@ def decide(
             seed,
         )
         for role in BASELINES
-        if role in roles
+        if role in roles and not (returned_default and role == "default")
     }
     comparisons: list[Check] = []
+    if returned_default:
+        comparisons.append(Check(f"beats {BASELINES['default']}", None, RETURNED_DEFAULT))
     for v in compared.values():
         name = f"beats {v.label}"
         if not v.usable:
@@ -303,7 +331,22 @@ def decide(
         kind = "bad" if hard_fail else "warn"
         failed = [c for c in blocking if c.passed is not True]
         text = "not shown: " + "; ".join(c.detail for c in failed)
+        if returned_default:
+            others = [c for c in failed if c.detail != RETURNED_DEFAULT]
+            text = RETURNED_DEFAULT + (
+                "; not shown either: " + "; ".join(c.detail for c in others)
+                if others
+                else "; every other check passed"
+            )
     return Verdict(text=text, kind=kind, checks=tuple(checks), versus=compared, **common)  # type: ignore[arg-type]
 
 
-__all__ = ["BASELINES", "MIN_PER_CLASS", "decide", "usable", "versus"]
+__all__ = [
+    "BASELINES",
+    "MIN_PER_CLASS",
+    "RETURNED_DEFAULT",
+    "decide",
+    "headline",
+    "usable",
+    "versus",
+]
