@@ -96,6 +96,9 @@ class RunSummary:
     search_wall_s: float | None = None
     data: DataFacts | None = None
     hardware: Hardware | None = None
+    held_fixed: dict[str, Any] = field(default_factory=dict)  # what no trial changed
+    race: dict[str, Any] | None = None  # tuning.race.RaceResult.to_dict() and its wall time
+    early_stopping: dict[str, Any] | None = None  # tuning.budget.EarlyStopping
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> RunSummary:
@@ -104,6 +107,9 @@ class RunSummary:
             search_wall_s=finite(data.get("search_wall_s")),
             data=DataFacts.from_dict(data.get("data")),
             hardware=Hardware.from_dict(data.get("hardware")),
+            held_fixed=dict(data.get("held_fixed") or {}),
+            race=data.get("race"),
+            early_stopping=data.get("early_stopping"),
         )
 
 

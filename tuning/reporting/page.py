@@ -37,7 +37,7 @@ from tuning.reporting.sections import SECTIONS, Context
 
 REPORT_FILE = "report.html"
 SORTABLE = (
-    "val_auc", "val_accuracy", "val_sensitivity", "val_specificity", "val_loss",
+    "score", "val_auc", "val_accuracy", "val_sensitivity", "val_specificity", "val_loss",
     "best_metric", "epochs_run", "wall_s", "train_s",
 )  # fmt: skip
 
@@ -48,10 +48,13 @@ def sort_column(run: RunInputs, sort: str | None) -> tuple[str, str]:
     Raises:
         ConfigError: ``sort`` is not one of `SORTABLE`.
     """
-    column = sort or run.metric
+    # A trial's score (the mean of its last epochs) is what the study ranks by; a run
+    # written before scores existed ranks by its metric's last value.
+    scored = any(r.score is not None for r in run.rows)
+    column = sort or ("score" if scored else run.metric)
     if column not in SORTABLE:
         raise ConfigError(f"--sort must be one of {list(SORTABLE)}, but got {column!r}")
-    if column in (run.metric, "best_metric"):
+    if column in (run.metric, "best_metric", "score"):
         return column, run.mode
     return column, direction(column)
 

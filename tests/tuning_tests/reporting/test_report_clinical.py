@@ -8,12 +8,14 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from _clinical_run import ROLE_NUMBERS, clinical_run, metrics
 from _html_page import SECTIONS, Page
 
 from tuning.external import source_check
 from tuning.reporting import build_context, load_run, render, write_comparison_report
 from tuning.results import Check
+from tuning.verdict import RETURNED_DEFAULT
 
 ADULT_NOTE = (
     "on adult the tuned model's AUC is 0.475, below the internal test AUC's interval "
@@ -109,9 +111,11 @@ def test_an_external_failure_is_a_failed_check_in_the_overview(tmp_path: Path) -
         "interval [0.760, 0.920]: the model may rely on something specific to the training "
         "source"
     )
-    assert f'<div class="banner bad">Verdict: Not shown (a check failed): {detail}</div>' in (
-        overview
-    )
+    # Here the default was not compared (the run has no default role): the headline says so.
+    assert (
+        '<div class="banner bad">Tuning was not compared with the sensible default. Verdict '
+        f"not shown (a check failed): {detail}</div>"
+    ) in overview
     checks = re.findall(r'<span class="mark (\w+)[^"]*"[^>]*>(.)</span><b>([^<]+)</b>', overview)
     assert ("fail", "✗", "external set adult") in checks
     assert f"<b>external set adult</b>: {detail}</li>" in overview
@@ -152,8 +156,43 @@ def test_only_a_good_verdict_is_green(tmp_path: Path) -> None:
         text="tuning beat the recipe on test AUC beyond the 95% intervals",
     )
     overview = _section(_page(run_dir), "overview")
-    assert '<div class="banner good">Verdict: Shown: tuning beat the recipe' in overview
+    assert (
+        '<div class="banner good">Tuning beat the baselines. Verdict shown: tuning beat the recipe'
+    ) in overview
     assert "mark pass green" in overview
+
+
+@pytest.mark.parametrize(
+    ("passed", "text", "headline"),
+    [
+        (
+            False,
+            "not shown: worse",
+            "Tuning did NOT beat the sensible default: the tuned model is worse",
+        ),
+        (
+            None,
+            "not shown: no clear winner",
+            "Tuning did not beat the sensible default beyond chance",
+        ),
+        (
+            None,
+            RETURNED_DEFAULT + "; every other check passed",
+            "Tuning did not beat the sensible default: the default is handed back",
+        ),
+    ],
+)
+def test_the_headline_says_what_happened_against_the_default(
+    tmp_path: Path, passed, text, headline
+) -> None:
+    run_dir = clinical_run(
+        tmp_path,
+        kind="warn",
+        checks=[Check("beats the sensible default", passed, "against the sensible default: x")],
+        text=text,
+    )
+    overview = _section(_page(run_dir), "overview")
+    assert f'<div class="banner warn">{headline}. Verdict not shown:' in overview
 
 
 def test_no_verdict_is_a_neutral_banner_with_its_reason(tmp_path: Path) -> None:

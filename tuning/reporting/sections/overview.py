@@ -29,9 +29,11 @@ def verdict_banner(verdict: Verdict) -> Markup:
     if kind == "none":
         reason = verdict.text.removeprefix("no verdict: ").removeprefix("no verdict")
         return banner(f"No verdict: {reason or 'the study could not decide'}", "none")
-    word = {"good": "Shown", "bad": "Not shown (a check failed)", "warn": "Not shown"}[kind]
+    from tuning.verdict import headline
+
+    word = {"good": "shown", "bad": "not shown (a check failed)", "warn": "not shown"}[kind]
     text = verdict.text.removeprefix("not shown: ")
-    return banner(f"Verdict: {word}: {text}", kind)
+    return banner(f"{headline(verdict)}. Verdict {word}: {text}", kind)
 
 
 def _detail(name: str, detail: str) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from markupsafe import Markup
 
 from tuning.leaderboard import param_column
+from tuning.objective import SCORE_EPOCHS
 from tuning.reporting.analysis import best_so_far, worker_spans
 from tuning.reporting.charts import (
     best_so_far_chart,
@@ -32,6 +33,7 @@ from tuning.reporting.html import (
 from tuning.reporting.sections.context import Context, param_value, star
 
 LEADERBOARD_METRICS = (
+    ("score", "score"),
     ("val_auc", "val AUC"),
     ("val_accuracy", "accuracy"),
     ("val_sensitivity", "sensitivity"),
@@ -46,14 +48,16 @@ def leaderboard(ctx: Context) -> Markup:
     headers = [
         "rank",
         "trial",
+        "origin",
         *params,
         *(label for _, label in LEADERBOARD_METRICS),
         "epochs",
         "stop reason",
         "wall",
     ]
-    first_metric = 2 + len(params)
-    numeric = [0, *range(2, first_metric), *range(first_metric, first_metric + 6), len(headers) - 1]
+    first_metric = 3 + len(params)
+    last_metric = first_metric + len(LEADERBOARD_METRICS) + 1  # the metrics and the epochs
+    numeric = [0, *range(3, first_metric), *range(first_metric, last_metric), len(headers) - 1]
     rows: list[list[Html]] = []
     classes: list[str] = []
     for ranked in ctx.ranked:
@@ -66,6 +70,7 @@ def leaderboard(ctx: Context) -> Markup:
             [
                 str(ranked.rank) if ranked.rank is not None else "–",
                 trial,
+                r.origin or "search",
                 *(param_value(r.column(param_column(p))) for p in params),
                 *(fmt(r.column(col)) for col, _ in LEADERBOARD_METRICS),
                 f"{r.epochs_run or 0}/{r.max_epochs or '?'}",
@@ -74,11 +79,18 @@ def leaderboard(ctx: Context) -> Markup:
             ]
         )
         classes.append("winner" if winner else "failed" if r.stop_reason == "failed" else "")
+    ranked_by = (
+        f"its score (the mean of its {ctx.run.metric} over its last {SCORE_EPOCHS} epochs, "
+        "which is what the search and the race's entry use)"
+        if ctx.sort == "score"
+        else f"its final {metric_label(ctx.sort)}"
+    )
     intro = (
-        f"Every trial, ranked by its final {metric_label(ctx.sort)} (the value at its "
-        "last epoch, which is what selection uses); trials without a value come last. "
-        "★ marks the retrained winner: the best trial that ran the full epoch budget, so it "
-        "can rank below an early-stopped trial."
+        f"Every trial, ranked by {ranked_by}; trials without a value come last. The "
+        "origin says where a configuration came from: the sensible default, the recipe or "
+        "a start of your space run first for the full budget, or the sampler's own "
+        "(search). ★ marks the trial handed back as best/ (the race's winner, see the "
+        "Study section; none when the sensible default was handed back)."
     )
     if (ctx.run.run_dir / "selection.json").is_file():
         intro += (

@@ -103,10 +103,48 @@ def _space_part(ctx: Context) -> Markup:
     if space.description:
         out.append(Markup('<p class="caption">{}: {}</p>').format(space.name, space.description))
     rows: list[list[Html]] = [[code(p.name), p.type, p.describe()] for p in space.params]
-    rows += [[code(k), "fixed", str(v)] for k, v in space.fixed.items()]
+    held = run.summary.held_fixed if run.summary is not None else {}
+    if held:  # every value no trial changed: the space's base after `fixed`, and the budget
+        rows += [[code(k), "held fixed", str(v)] for k, v in held.items()]
+    else:
+        rows += [[code(k), "fixed", str(v)] for k, v in space.fixed.items()]
     out.append(
         table(["parameter", "kind", "values"], rows, table_id="space", scroll=False, compact=True)
     )
+    early = run.summary.early_stopping if run.summary is not None else None
+    if early:
+        out.append(Markup('<p class="caption">Early stopping: {}</p>').format(early.get("why")))
+    race = run.summary.race if run.summary is not None else None
+    if race and race.get("line"):
+        out.append(heading("The race: what is handed back"))
+        out.append(banner(race["line"], "info" if race.get("beat_default") else "warn"))
+        entrants = [
+            [
+                code(e["key"]),
+                e["origin"],
+                ", ".join(f"{v:.3f}" for v in e["scores"]),
+                f"{e['mean']:.3f}",
+                f"{e['std']:.3f}",
+                f"{e['bound']:.3f}",
+            ]
+            for e in race.get("entrants", [])
+        ]
+        out.append(
+            table(
+                ["entrant", "origin", "validation per seed", "mean", "std", "lower bound"],
+                entrants,
+                table_id="race",
+                scroll=False,
+                compact=True,
+            )
+        )
+        wall = race.get("wall_s")
+        out.append(
+            Markup(
+                '<p class="caption">Rule: {}. The seeds (race and baselines) took {}; test '
+                "was read by none of it.</p>"
+            ).format(race.get("rule", ""), duration(wall) if wall is not None else "?")
+        )
     return join(out)
 
 
