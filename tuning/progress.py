@@ -64,8 +64,9 @@ class StudyObserver:
         """A retrain seed finished ``epoch`` of ``epochs``; ``finished``: the whole seed is
         done (its model trained and evaluated)."""
 
-    def retrain_finished(self, wall_s: float) -> None:
-        """Every retrain seed is done."""
+    def retrain_finished(self, wall_s: float, complete: bool = True) -> None:
+        """The retrain is over: every seed done, or (``complete`` False) stopped early by a
+        signal or a failure, its finished seeds kept for ``--resume``."""
 
     def comparison(self, roles: Mapping[str, RoleSummary], verdict: Verdict) -> None:
         """The retrained models (``best``, ``baseline``, ``default``) and the verdict."""
@@ -217,7 +218,7 @@ class RichProgress(StudyObserver):
         if self._live is not None:
             self._live.update(self._render_retrain(), refresh=True)
 
-    def retrain_finished(self, wall_s: float) -> None:
+    def retrain_finished(self, wall_s: float, complete: bool = True) -> None:
         if self._live is not None:
             self._live.update(self._render_retrain(), refresh=True)
             self._live.stop()
@@ -371,8 +372,15 @@ class PlainProgress(StudyObserver):
         )
         self._maybe_status()
 
-    def retrain_finished(self, wall_s: float) -> None:
-        self._line(f"retrain: all seeds done in {duration(wall_s)}")
+    def retrain_finished(self, wall_s: float, complete: bool = True) -> None:
+        if complete:
+            self._line(f"retrain: all seeds done in {duration(wall_s)}")
+        else:
+            done = len(self._retrain.done) if self._retrain is not None else 0
+            self._line(
+                f"retrain: stopped after {duration(wall_s)} with {done} seed(s) done; "
+                "they are kept, and --resume trains the others"
+            )
         self._retrain = None
 
     def comparison(self, roles: Mapping[str, RoleSummary], verdict: Verdict) -> None:

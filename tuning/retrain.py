@@ -401,6 +401,7 @@ def retrain(
         label, config = jobs[todo[k]]
         observer.retrain_progress(label, config.seed, epoch, spec.epochs)
 
+    complete = False
     try:
         fresh = engine.run_jobs(
             train_seed,
@@ -410,6 +411,7 @@ def retrain(
             finished,
             on_epoch=epoch_done,
         )
+        complete = True
     except Exception as exc:
         if not _lost_worker(exc):
             raise
@@ -421,7 +423,7 @@ def retrain(
         ) from exc
     finally:
         wall = time.monotonic() - clock
-        observer.retrain_finished(wall)
+        observer.retrain_finished(wall, complete)  # a SIGTERM or a failure: not "all done"
     for i, run in zip(todo, fresh, strict=True):
         results[i] = run
     done = [r for r in results if r is not None]

@@ -115,12 +115,28 @@ def _main(argv: list[str] | None) -> int:
     )
     if result.best_trial is None:
         console.print(
-            f"[bold red]error:[/] no trial succeeded ({_outcomes(result)}): nothing to "
-            f"retrain or compare; the leaderboard says why "
+            f"[bold red]error:[/] {escape(nothing_to_retrain(result))} "
             f"(python tuning/report.py {escape(str(result.run_dir))})"
         )
         return 1
     return 0
+
+
+def nothing_to_retrain(result: Any) -> str:
+    """Why a finished study has no winner: its trials failed, or none met a constraint."""
+    board = result.leaderboard
+    feasible = board["feasible"].dropna() if "feasible" in board else board.iloc[0:0]
+    if len(feasible) and not feasible.astype(bool).any():
+        # Trials that finished but met no --constraint did not fail: say what happened.
+        return (
+            f"no trial met the constraints ({_outcomes(result)}, 0 of {len(feasible)} "
+            "feasible): nothing to retrain or compare; the report's Selection section says "
+            "by how much each missed"
+        )
+    return (
+        f"no trial succeeded ({_outcomes(result)}): nothing to retrain or compare; the "
+        "leaderboard says why"
+    )
 
 
 def _precheck(spec: Any, args: Any, given: frozenset[str]) -> str | None:

@@ -105,8 +105,8 @@ class FanOut(StudyObserver):
     ) -> None:
         self._each("retrain_progress", role, seed, epoch, epochs, finished)
 
-    def retrain_finished(self, wall_s: float) -> None:
-        self._each("retrain_finished", wall_s)
+    def retrain_finished(self, wall_s: float, complete: bool = True) -> None:
+        self._each("retrain_finished", wall_s, complete)
 
     def study_ended(self, run_dir: Path, error: BaseException | None) -> None:
         """The study is over (``error``: what stopped it); only trackers are told."""

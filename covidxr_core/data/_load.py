@@ -288,10 +288,12 @@ def load_dataset(path: str | os.PathLike[str] | None, config: DataConfig | None 
         for label, count in zip(layout.class_names, counts, strict=True):
             if count == 0:
                 dropped = f" and dropping {len(layout.dropped)} leaked" if layout.dropped else ""
+                named = "".join(f"; {note}" for note in _bad_image_notes(bad))
                 raise DataError(
                     f"{layout.root / layout.source_splits.get(split, 'train') / label}: no "
                     f"decodable image left for split {split!r} after skipping "
-                    f"{len(bad)} bad files{dropped} (a class with zero images cannot be used)"
+                    f"{len(bad)} bad files{dropped} (a class with zero images cannot be "
+                    f"used){named}"
                 )
     skipped = list(layout.skipped) + [
         (rel, f"{rule}: {value}" if value else rule) for rel, (rule, value) in bad.items()

@@ -187,8 +187,15 @@ def test_a_class_emptied_by_skipping_is_a_data_error(tmp_path: Path) -> None:
     root = make_tree(tmp_path / "data", FULL)
     for path in (root / "test" / "normal").glob("*.png"):
         path.write_bytes(b"broken")
-    with pytest.raises(DataError, match=r"test/normal: no decodable image left for split 'test'"):
+    with pytest.raises(
+        DataError, match=r"test/normal: no decodable image left for split 'test'"
+    ) as caught:
         load_dataset(root, small_config(tmp_path))
+    # Each skipped file is named with its reason, as in the note when the split survives.
+    broken = sorted(p.name for p in (root / "test" / "normal").glob("*.png"))[:3]
+    assert "skipped" in str(caught.value)
+    for name in broken:
+        assert f"test/normal/{name} (not an image Pillow can identify)" in str(caught.value)
 
 
 def test_unreadable_or_vanished_file_is_a_bad_image(tmp_path: Path) -> None:

@@ -77,3 +77,40 @@ def test_an_external_failure_is_told_once_as_a_check_and_unstable_seeds_are_flag
     flags = [line for line in lines if "seeds of the" in line]
     assert len(flags) == 1 and "seeds of the recipe model: seeds disagree" in flags[0]
     assert "(0.300: 0.600 to 0.900 over 2 seeds)" in flags[0]
+
+
+def test_a_retrain_cut_short_is_not_called_done():
+    out = io.StringIO()
+    observer = _plain(out)
+    observer.retrain_started(["default", "baseline"], [0, 1], 2)
+    observer.retrain_progress("default", 0, 2, 2, finished=True)
+    observer.retrain_finished(12.0, complete=False)
+    text = out.getvalue()
+    assert "all seeds done" not in text
+    assert "retrain: stopped after" in text and "1 seed(s) done" in text and "--resume" in text
+    out = io.StringIO()
+    observer = _plain(out)
+    observer.retrain_started(["default"], [0], 1)
+    observer.retrain_finished(3.0)
+    assert "retrain: all seeds done" in out.getvalue()
+
+
+def test_a_study_whose_trials_met_no_constraint_says_so_not_that_they_failed(tmp_path):
+    import pandas as pd
+
+    from tuning.run import nothing_to_retrain
+    from tuning.study import StudyResult
+
+    def result(board: pd.DataFrame) -> StudyResult:
+        return StudyResult(
+            run_dir=tmp_path, best_params=None, best_trial=None, leaderboard=board,
+            verdict=None, best=None, baseline=None, default=None, wall_s=1.0, paths={},
+        )  # fmt: skip
+
+    infeasible = pd.DataFrame(
+        {"stop_reason": ["completed", "completed"], "feasible": [False, False]}
+    )
+    line = nothing_to_retrain(result(infeasible))
+    assert line.startswith("no trial met the constraints (2 trials: 2 completed, 0 of 2 feasible)")
+    failed = pd.DataFrame({"stop_reason": ["failed", "failed"], "feasible": [None, None]})
+    assert nothing_to_retrain(result(failed)).startswith("no trial succeeded (2 trials: 2 failed)")
