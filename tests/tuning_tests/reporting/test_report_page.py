@@ -206,3 +206,22 @@ def test_failed_trials_are_listed_with_their_errors(
         assert "training diverged" in html
     assert "Nothing was retrained" in html
     assert "could not be drawn" not in html
+
+
+def test_the_space_table_lists_every_held_value_and_the_race(run_dir: Path) -> None:
+    import json
+
+    html = (run_dir / REPORT_FILE).read_text(encoding="utf-8")
+    space = re.search(r'<table id="space"[^>]*>(.*?)</table>', html, re.S)
+    assert space is not None
+    held = json.loads((run_dir / "summary.json").read_text())["held_fixed"]
+    # The small space keeps Adam, width cap 128 and the recipe's augmentation: all said.
+    assert held["optimizer"] == "adam" and held["width_cap"] == 128 and "zoom" in held
+    for name, value in held.items():
+        assert re.search(
+            rf"<code>{name}</code></td>\s*<td[^>]*>held fixed</td>\s*<td[^>]*>{re.escape(str(value))}<",
+            space.group(1),
+        ), name
+    assert '<table id="race"' in html  # the race's entrants, with their seeds and bounds
+    leaderboard = re.search(r'<table id="leaderboard"[^>]*>(.*?)</table>', html, re.S)
+    assert leaderboard is not None and ">default<" in leaderboard.group(1)  # its origin
