@@ -370,7 +370,7 @@ def build_model(config: ModelConfig) -> keras.Model:
             name=f"conv{i}",
         )(x)
         if config.batch_norm:
-            x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
+            x = keras.layers.BatchNormalization(momentum=config.bn_momentum, name=f"bn{i}")(x)
         x = keras.layers.MaxPooling2D(config.pool_size, name=f"pool{i}")(x)
 
     x = keras.layers.Flatten(name="flatten")(x)

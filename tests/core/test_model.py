@@ -115,6 +115,37 @@ def test_other_optimizers_and_constant_rate() -> None:
     assert isinstance(make_optimizer(ModelConfig(optimizer="adam")), keras.optimizers.Adam)
 
 
+def test_cosine_and_constant_schedules_and_the_decay_they_do_not_read() -> None:
+    from covidxr_core.model import set_schedule_length
+
+    cosine = ModelConfig(image_size=64, channels=1, widths=(4, 8, 16), optimizer="adam",
+                         lr_schedule="cosine", lr_decay=0.5)  # fmt: skip
+    assert cosine.lr_decay == 0.0  # unread by the cosine: stored as 0 so equal configs compare
+    model = build_model(cosine)
+    model.optimizer.build(model.trainable_variables)
+    set_schedule_length(model, cosine, 100)
+    for step, expected in ((0, 1e-3), (50, 5e-4), (100, 0.0), (150, 0.0)):
+        model.optimizer.iterations.assign(step)
+        assert float(model.optimizer.learning_rate) == pytest.approx(expected, abs=1e-9)
+    constant = ModelConfig(optimizer="adam", lr_schedule="constant", lr_decay=0.9)
+    optimizer = make_optimizer(constant)
+    optimizer.iterations.assign(80)
+    assert float(optimizer.learning_rate) == pytest.approx(1e-3)
+    with pytest.raises(ConfigError, match=r"lr_schedule: must be one of constant, inverse_time"):
+        ModelConfig(lr_schedule="step")
+
+
+def test_batchnorm_momentum_comes_from_the_config() -> None:
+    model = build_model(ModelConfig(image_size=64, channels=1, widths=(4, 8, 16), bn_momentum=0.9))
+    momenta = {
+        layer.momentum for layer in model.layers if "BatchNormalization" in type(layer).__name__
+    }
+    assert momenta == {0.9}
+    assert PRESETS["seed"].bn_momentum == 0.99  # the recipe keeps Keras' default
+    with pytest.raises(ConfigError, match=r"bn_momentum: `0 <= bn_momentum < 1` must hold"):
+        ModelConfig(bn_momentum=1.0)
+
+
 def test_config_dict_round_trip_accepts_lists_and_nested_dicts() -> None:
     config = ModelConfig(widths=[4, 8], image_size=16, augment={"rotation_deg": 5.0})  # type: ignore[arg-type]
     assert config.widths == (4, 8) and config.augment.rotation_deg == 5.0
