@@ -360,17 +360,17 @@ def retrain(
         if dataclasses.replace(config, seed=default.seed) == default:
             rows.setdefault(DEFAULT_KEY, row)
             continue
-        trained[f"trial {row.trial_id}"], rows[f"trial {row.trial_id}"] = config, row
+        trained[f"trial-{row.trial_id}"], rows[f"trial-{row.trial_id}"] = config, row
     trained[DEFAULT_KEY], trained["baseline"] = default, configs["baseline"]
     default_row = rows.get(DEFAULT_KEY) or next(
         (r for r in board.rows.values() if r.origin == "default"), None
     )
     seeds = [spec.seed + i for i in range(spec.retrain_seeds)]
-    trials = [k for k in trained if k.startswith("trial ")]
+    trials = [k for k in trained if k.startswith("trial-")]
     observer.note(
         "race" if racing else "retraining",
         (
-            f"{len(trials)} trial(s) ({', '.join(t.removeprefix('trial ') for t in trials)}) race "
+            f"{len(trials)} trial(s) ({', '.join(t.removeprefix('trial-') for t in trials)}) race "
             "the sensible default"
             if racing
             else ", ".join(trials) or "the sensible default"
@@ -380,7 +380,7 @@ def retrain(
     )
     labels = list(trained)
     jobs = [(label, dataclasses.replace(trained[label], seed=s)) for label in labels for s in seeds]
-    folders = [_seed_dir(run_dir, _role_dir(label), config, spec.n_boot) for label, config in jobs]
+    folders = [_seed_dir(run_dir, label, config, spec.n_boot) for label, config in jobs]
     # A resumed study keeps the seeds that finished before the driver was killed.
     results: list[SeedRun | None] = [load_seed(f) for f in folders]
     todo = [i for i, r in enumerate(results) if r is None]
@@ -438,13 +438,16 @@ def retrain(
                 DEFAULT_KEY if label == DEFAULT_KEY else rows[label].trial_id,
                 "default" if label == DEFAULT_KEY else str(rows[label].origin or "search"),
                 tuple(float(r.validation.get(key, float("nan"))) for r in runs[label]),
-                tuple(r.val_probs for r in runs[label] if r.val_probs is not None),
+                # Without the validation labels, no paired interval: the bounds decide.
+                tuple(r.val_probs for r in runs[label] if r.val_probs is not None)
+                if validation is not None
+                else (),
             )
             for label in [DEFAULT_KEY, *trials]
         ]
         labels_y, positive = validation if validation is not None else (np.empty(0), 0)
         race = choose(entrants, spec.metric, labels_y, positive, spec.n_boot, spec.seed)
-        won = DEFAULT_KEY if race.winner == DEFAULT_KEY else f"trial {race.winner}"
+        won = DEFAULT_KEY if race.winner == DEFAULT_KEY else f"trial-{race.winner}"
         observer.note("race", race.line)
     else:
         won = trials[0] if trials else DEFAULT_KEY
@@ -471,11 +474,6 @@ def retrain(
     _export(run_dir / "best", observer)
     probs = {r: pick_exported(runs[label], spec.metric).test_probs for r, label in roles_of.items()}
     return Retrained(winner, summaries, probs, race, returned_default, wall)
-
-
-def _role_dir(label: str) -> str:
-    """A seed folder's prefix for a configuration's label (``trial 3fa2`` -> ``trial-3fa2``)."""
-    return label.replace(" ", "-")
 
 
 __all__ = [

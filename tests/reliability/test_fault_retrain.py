@@ -34,11 +34,11 @@ from tuning.retrain import SEEDS_DIR
 
 pytestmark = pytest.mark.slow
 
-ROLES = 3  # the winner, the recipe and the sensible default
+ROLES = 3  # the search trial racing the sensible default, the default and the recipe
 SEEDS = 2
-STUDY = ("--trials", "2", "--image-size", "64", "--space", "small",
+STUDY = ("--trials", "2", "--image-size", "64", "--space", "small", "--race", "1",
          "--retrain-seeds", str(SEEDS), "--max-concurrent", "2", "--n-boot", "50")  # fmt: skip
-SEED_LINE = re.compile(r"retrain (\w+) seed (\d+) (epoch \d+/\d+|done)")
+SEED_LINE = re.compile(r"retrain ([\w-]+) seed (\d+) (epoch \d+/\d+|done)")
 
 
 def _title(pid: int) -> str:

@@ -168,8 +168,9 @@ def test_sigterm_during_the_retrain_exits_143(tmp_path: Path) -> None:
     ) as seen:
         log = tmp_path / "retrain.log"
         proc = start(log, *args)
+        # One trial, the sensible default itself: the retrain trains the default and the recipe.
         wait_for(
-            "the retrain", lambda: "retrain: best, baseline" in log.read_text(), proc, log, 400
+            "the retrain", lambda: "retrain: default, baseline" in log.read_text(), proc, log, 400
         )
         time.sleep(1.0)
         t0 = time.monotonic()
@@ -185,6 +186,8 @@ def test_sigterm_during_the_retrain_exits_143(tmp_path: Path) -> None:
         assert code == 143, out[-3000:]
         assert "Traceback" not in out, out[-3000:]
         assert "stopped by SIGTERM" in out, out[-1500:]
+        # A retrain cut short is not called done.
+        assert "retrain: all seeds done" not in out and "retrain: stopped after" in out, out[-1500:]
         assert stop_s < 90, stop_s
         assert len(board) == 1 and board[0]["finished_at"] is not None, board
         assert not (run_dir / "summary.json").exists()  # the study did not carry on

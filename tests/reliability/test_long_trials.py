@@ -58,7 +58,7 @@ def test_trials_whose_epochs_outlast_the_reuse_window_are_not_lost(tmp_path):
     ) as seen:
         proc = run_cli(
             "--data", str(data), "--trials", str(TRIALS), "--epochs", "3", "--grace-epochs",
-            "1", "--image-size", "64", "--space", "small", "--retrain-seeds", "0",
+            "1", "--early-stop", "on", "--image-size", "64", "--space", "small", "--retrain-seeds", "0",
             "--output", str(tmp_path / "runs"), "--name", "long",
             timeout=900, env=env,
         )  # fmt: skip

@@ -211,10 +211,11 @@ def test_optuna_dashboard_reads_the_study(tiny_run: Path) -> None:
     assert len(detail["trials"]) == len(board)
     assert detail["has_intermediate_values"] is True
     # Ray's OptunaSearch reports every epoch but a trial's last (or the one ASHA stops it
-    # at) as an intermediate value, and that last one as the trial's value.
+    # at) as an intermediate value, and that last one as the trial's value: the trial's
+    # score, the mean of its last epochs (the leaderboard's `score`).
     finished = [t for t in detail["trials"] if t["state"] == "Complete"]
     done = board[board["status"] == "TERMINATED"]
-    assert sorted(t["values"][0] for t in finished) == pytest.approx(sorted(done["val_auc"]))
+    assert sorted(t["values"][0] for t in finished) == pytest.approx(sorted(done["score"]))
     steps = sorted([v["step"] for v in t["intermediate_values"]] for t in finished)
     expected = sorted(list(range(1, int(n))) for n in done["epochs_run"])
     assert steps == expected

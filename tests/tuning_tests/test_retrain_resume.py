@@ -12,7 +12,7 @@ from tuning.engines import get_engine
 from tuning.leaderboard import Leaderboard
 from tuning.progress import StudyObserver
 from tuning.retrain import SEEDS_DIR, SeedRun, load_seed, retrain, save_seed
-from tuning.study import base_config, default_config, load_data
+from tuning.study import base_config, default_config, load_data, recipe_config
 
 
 class Notes(StudyObserver):
@@ -40,17 +40,25 @@ def test_a_saved_seed_round_trips(tmp_path):
 def test_retraining_a_finished_run_again_trains_nothing(tiny_run):
     spec = StudySpec.from_json(tiny_run / "study.json")
     seeds = sorted((tiny_run / SEEDS_DIR).iterdir())
-    assert len(seeds) == 3 * spec.retrain_seeds  # best, recipe and default, each seed kept
+    # The trial that raced the default (--race 1), the default and the recipe: each seed kept.
+    assert len(seeds) == 3 * spec.retrain_seeds
     before = {p.name: (p / "run.json").stat().st_mtime_ns for p in seeds}
     space = get_space(spec.space)
     data = load_data(spec)
     board = Leaderboard(
         tiny_run / "leaderboard.parquet", space, spec.metric, spec.mode, spec.epochs
     )
-    configs = {"baseline": base_config(spec, data), "default": default_config(spec, data)}
+    configs = {
+        "search": base_config(spec, data),
+        "baseline": recipe_config(spec, data),
+        "default": default_config(spec, data),
+    }
     notes = Notes()
     # The in-process engine would train right here if any seed were missing.
-    again = retrain(spec, space, configs, board, tiny_run, get_engine("keras-tuner"), data, notes)
+    validation = (data.splits["validation"].labels, data.positive_index)
+    again = retrain(
+        spec, space, configs, board, tiny_run, get_engine("keras-tuner"), data, notes, validation
+    )
     assert again is not None
     assert any("kept 3 finished seed(s)" in line for line in notes.lines), notes.lines
     after = {

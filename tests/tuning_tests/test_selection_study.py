@@ -23,7 +23,7 @@ from tuning import StudySpec, run_study
 from tuning.leaderboard import Leaderboard, read_rows
 from tuning.selection import parse_constraint, parse_objectives
 
-WIDE = 50_000  # the small space's base widths give about 25k or 100k parameters
+WIDE = 50_000  # the recipe space's base widths 2 and 4 give about 25k and 100k parameters
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +52,9 @@ def _spec(output: Path, data: Path, name: str, **overrides: object) -> StudySpec
 def cv_run(local_ray, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One study: --cv 3, two objectives, a constraint on the parameter count.
 
-    With seed 0 the two trials draw base widths 2 and 4 (about 25k and 100k parameters),
-    so one is feasible and one is not; the assertions hold whatever is drawn.
+    The recipe space: its first trial is the recipe (base width 2, about 25k parameters,
+    feasible), and the second draws another base width; the assertions hold whatever is
+    drawn.
     """
     output = tmp_path_factory.mktemp("sel-run")
     spec = _spec(
@@ -62,6 +63,7 @@ def cv_run(local_ray, data_dir: Path, tmp_path_factory: pytest.TempPathFactory) 
         "cv",
         trials=2,
         cv=3,
+        space="recipe",
         objectives="val_auc:max,params:min",
         constraint=(f"params<={WIDE}",),
     )
@@ -158,7 +160,7 @@ def test_constraint_goes_to_optuna_and_keeps_infeasible_trials_out_of_the_pick(
 def _space():
     from search_spaces import get_space
 
-    return get_space("small")
+    return get_space("recipe")
 
 
 def test_no_feasible_trial_is_said_once_and_nothing_is_retrained(

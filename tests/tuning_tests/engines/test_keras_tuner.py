@@ -76,7 +76,7 @@ def test_random_search_fills_the_same_leaderboard_as_ray(kt_run):
         assert row["stop_reason"] == "completed" and row["status"] == "TERMINATED"
         assert row["epochs_run"] == 2 and len(row["curve_val_auc"]) == 2
         assert 1e-3 <= row["param_learning_rate"] <= 3e-2
-        assert row["param_base_width"] in (2, 4)
+        assert row["param_base_width"] in (8, 16)
         assert 0.0 <= row["val_auc"] <= 1.0 and row["best_metric"] == max(row["curve_val_auc"])
         assert row["node_id"] == "local" and row["pid"] and row["gpu_fraction"] == 0.0
         assert 0 < row["train_s"] <= row["wall_s"]
@@ -126,7 +126,15 @@ def test_a_trial_trains_exactly_as_train_does(kt_run):
 def test_hyperband_promotes_a_trial_which_retrains_from_scratch(tmp_path):
     # --epochs 3 with factor 3: a first round of 3 one-epoch trials, then the best of them
     # trains for 3 epochs; the trial cap (4) ends the search there.
-    run = run_study(_spec(tmp_path, "hb", tuner="hyperband", trials=4, epochs=3)).run_dir
+    # A space that cannot express the sensible default, so no starting point trains the
+    # full budget out of Hyperband's order (test_keras_tuner_runs_the_default_space_...).
+    space = tmp_path / "no-default.yaml"
+    space.write_text(
+        "params:\n  learning_rate: {type: float, low: 2.0e-3, high: 2.0e-2, log: true}\n"
+        "  dropout: {type: float, low: 0.0, high: 0.5}\nfixed:\n  optimizer: adam\n"
+    )
+    spec = _spec(tmp_path, "hb", tuner="hyperband", trials=4, epochs=3, space=str(space))
+    run = run_study(spec).run_dir
     rows = sorted(_rows(run), key=lambda r: r["trial_id"])
     assert len(rows) == 4
     first, promoted = rows[:3], rows[3]

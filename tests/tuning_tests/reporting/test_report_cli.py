@@ -45,7 +45,7 @@ def test_cli_prints_the_top_and_exports_csv(run_dir: Path, tmp_path: Path) -> No
     assert [r["rank"] for r in rows] == ["1", "2", "3"]
     assert float(rows[0]["val_auc"]) >= float(rows[1]["val_auc"]) >= float(rows[2]["val_auc"])
     assert rows[0]["curve_val_auc"].startswith("[")  # curves are JSON lists
-    assert "top 2 of 3 trials by val_auc" in done.stdout
+    assert "top 2 of 3 trials by score" in done.stdout
     assert rows[0]["trial_id"] in done.stdout and rows[1]["trial_id"] in done.stdout
     assert rows[2]["trial_id"] not in done.stdout
 
