@@ -68,10 +68,10 @@ def starting_points(
                 )
             continue
         starts.append(Start(origin, values))
-    for given in space.starts:
-        own, _ = space.point_of(base, base)
-        values = {**(own or space.sample_defaults()), **given}
-        starts.append(Start("user", values))
+    if space.starts:
+        own, _ = space.point_of(base, base)  # the base's own values fill what a start omits
+        filler = own or space.sample_defaults()
+        starts += [Start("user", {**filler, **given}) for given in space.starts]
     unique: list[Start] = []
     for start in starts:
         if all(start.values != kept.values for kept in unique):

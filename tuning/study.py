@@ -157,6 +157,7 @@ def run_study(
     space.apply(space.sample_defaults(), base)  # an invalid space fails here, not in trials
     recipe, default = recipe_config(spec, data), default_config(spec, data)
     starts, not_started = starting_points(space, base, default, recipe)
+    held = space.held_fixed(base)  # every value no trial changes: summary and model card
     for note in not_started:
         observer.note("starts", note)
     folds = make_folds(spec, data, observer) if spec.cv else None  # too few images: here
@@ -204,13 +205,11 @@ def run_study(
                     (data.splits["validation"].labels, data.positive_index),
                 )  # fmt: skip
             if retrained is not None:
-                verdict = _conclude(
-                    spec, data, retrained, externals, run_dir, observer, space.held_fixed(base)
-                )
+                verdict = _conclude(spec, data, retrained, externals, run_dir, observer, held)
             wall = time.monotonic() - started
             _write_summary(
                 run_dir, spec, data, board, wall, verdict, engine.hardware(),
-                held=space.held_fixed(base), starts=starts, early=early, retrained=retrained,
+                held=held, starts=starts, early=early, retrained=retrained,
             )  # fmt: skip
             report = _report(run_dir, observer)
             location.push()
