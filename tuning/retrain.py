@@ -46,7 +46,6 @@ PROTOCOL = (
     "validation is measured, not used for selection within a run; test is evaluated once "
     "per model; the exported model is the seed with the best validation score"
 )
-ROLES = ("best", "baseline", "default")
 PRESET_OF = {"baseline": "seed", "default": "default"}  # the recipe; the sensible default
 
 
@@ -479,7 +478,6 @@ def retrain(
 __all__ = [
     "PRESET_OF",
     "PROTOCOL",
-    "ROLES",
     "SEEDS_DIR",
     "Retrained",
     "SeedRun",
