@@ -9,6 +9,7 @@ here knows about Ray: an engine adapts its own events to these calls.
 from __future__ import annotations
 
 import dataclasses
+import os
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -226,9 +227,20 @@ def leaderboard_schema(space: SearchSpace) -> pa.Schema:
     return pa.schema(fields)
 
 
+def read_table(path: str | os.PathLike[str]) -> pa.Table:
+    """A ``leaderboard.parquet`` as one table, safe to call while a study rewrites it.
+
+    The study replaces the file by renaming a new one over it. Reading by name lets
+    pyarrow take the file's size from one version and its bytes from the next; opening
+    it first pins the version that was there when it was opened.
+    """
+    with open(path, "rb") as handle:
+        return pq.read_table(handle)
+
+
 def read_rows(path: Path) -> list[TrialRow]:
     """Every row of a ``leaderboard.parquet``."""
-    return [TrialRow.from_record(r) for r in pq.read_table(path).to_pylist()]
+    return [TrialRow.from_record(r) for r in read_table(path).to_pylist()]
 
 
 def stop_counts(rows: Iterable[TrialRow]) -> dict[str, int]:
@@ -456,6 +468,7 @@ __all__ = [
     "ranked",
     "ranking_value",
     "read_rows",
+    "read_table",
     "selection_records",
     "stop_counts",
 ]

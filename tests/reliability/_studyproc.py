@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
+from tuning.leaderboard import read_table
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "tuning" / "run.py"
@@ -44,10 +44,7 @@ def rows(run_dir: Path) -> list[dict[str, Any]]:
     path = run_dir / "leaderboard.parquet"
     if not path.exists():
         return []
-    try:
-        return pq.read_table(path).to_pylist()
-    except OSError:  # replaced while we read it: the next poll sees the new file
-        return []
+    return read_table(path).to_pylist()
 
 
 def wait_for(

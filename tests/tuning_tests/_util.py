@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pyarrow.parquet as pq
+from tuning.leaderboard import read_table
 
 REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "tuning" / "run.py"
@@ -39,4 +39,4 @@ def popen_cli(*args: str) -> subprocess.Popen:
 
 def leaderboard_rows(run_dir: Path) -> list[dict]:
     path = run_dir / "leaderboard.parquet"
-    return pq.read_table(path).to_pylist() if path.exists() else []
+    return read_table(path).to_pylist() if path.exists() else []
