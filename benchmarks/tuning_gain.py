@@ -2,6 +2,7 @@
 
     python benchmarks/tuning_gain.py [--sets demo,covid-cxr,hard] [--seeds 0,1,2] [--json OUT]
     python benchmarks/tuning_gain.py --quick   # smoke run: demo, seed 0, 3 trials, 1 epoch, 64 px
+    python benchmarks/tuning_gain.py --output DIR --reuse   # adds what DIR does not have yet
 
 For each data set and study seed one whole study runs, one after the other, as
 
@@ -78,6 +79,8 @@ def run_study(args: argparse.Namespace, name: str, data: str | None, seed: int) 
         "--retrain-seeds", str(args.retrain_seeds), "--seed", str(seed),
         "--name", run.name, "--output", str(run.parent),
     ] + (["--data", data] if data else [])  # fmt: skip
+    if args.reuse and (run / "summary.json").is_file():
+        return {"set": name, "seed": seed, "run": str(run), "reused": True, **read_run(run)}
     started = time.monotonic()
     done = subprocess.run(command, cwd=REPO, stdout=subprocess.DEVNULL)
     out: dict[str, Any] = {"set": name, "seed": seed, "run": str(run)}
@@ -254,6 +257,12 @@ def main() -> None:
     parser.add_argument("--output", help="where the run folders go (default: a new temp dir)")
     parser.add_argument("--quick", action="store_true", help="demo, seed 0, 3×1 epoch, 64 px")
     parser.add_argument("--json", help="write every figure here")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="read a study whose run folder in --output already has summary.json instead of "
+        "running it again (to add seeds or sets to an earlier benchmark)",
+    )
     args = parser.parse_args()
     if args.quick:
         args.sets, args.seeds, args.trials, args.epochs = "demo", "0", 3, 1
