@@ -4,6 +4,7 @@
 
     result = run_study(StudySpec(trials=20, epochs=5, image_size=96))
     result.best_params, result.leaderboard, result.verdict
+    extend_study(result.run_dir.name, trials=40)  # 20 more on the same Optuna study
 
 ``python tuning/run.py --help`` is the same thing as a command. Imports are lazy: importing
 this package pulls in neither Ray nor TensorFlow until a study runs.
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
     from tuning.errors import StudyError
     from tuning.reporting import write_report
     from tuning.spec import StudySpec
-    from tuning.study import StudyResult, run_study
+    from tuning.study import StudyResult, extend_study, run_study
 
 # public name -> the module that defines it
 _EXPORTS = {
@@ -26,6 +27,7 @@ _EXPORTS = {
     "StudyError": "tuning.errors",
     "StudyResult": "tuning.study",
     "run_study": "tuning.study",
+    "extend_study": "tuning.study",
     "write_report": "tuning.reporting",
 }
 
@@ -40,4 +42,4 @@ def __dir__() -> list[str]:
     return sorted(__all__)
 
 
-__all__ = ["StudyError", "StudyResult", "StudySpec", "run_study", "write_report"]
+__all__ = ["StudyError", "StudyResult", "StudySpec", "extend_study", "run_study", "write_report"]

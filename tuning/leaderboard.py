@@ -303,6 +303,9 @@ class Leaderboard:
         self.rows: dict[str, TrialRow] = {}
         self._history: dict[str, list[float | None]] = {}  # the metric per epoch, per trial
         self.search_wall_s: float | None = None  # set when the search ends
+        # Planned trials the search could not run (a resume whose rounds stopped giving
+        # finished trials); 0 when every planned trial ran.
+        self.short_by = 0
         self.selection: Selection | None = None  # set by `select`
         if path.exists():
             for row in read_rows(path):
@@ -392,6 +395,24 @@ class Leaderboard:
         row = self.row(trial_id)
         row.rerun_reason = reason
         row.status, row.stop_reason, row.error, row.finished_at = "PENDING", "running", None, None
+
+    def finished_count(self) -> int:
+        """Trials that ended (completed, stopped early or failed): what counts toward the
+        study's ``--trials``."""
+        return sum(r.finished for r in self.rows.values())
+
+    def drop_unfinished(self) -> list[str]:
+        """Forgets the trials still marked running or pending, and returns their ids.
+
+        Called between rounds of a search, when no trial of the study is running: such a
+        row is a trial a stopped driver cut off that the restored Ray Tune state does not
+        hold, so it will never finish; the search asks Optuna for a trial in its place.
+        """
+        gone = [t for t, r in self.rows.items() if not r.finished]
+        for trial_id in gone:
+            del self.rows[trial_id]
+            self._history.pop(trial_id, None)
+        return gone
 
     def is_finished(self, trial_id: str) -> bool:
         return trial_id in self.rows and self.rows[trial_id].finished

@@ -30,6 +30,7 @@ import numpy as np
 
 from covidxr_core import atomic
 from covidxr_core.jsonsafe import dumps, jsonable
+from tuning import holds
 from tuning.errors import StudyError
 from tuning.leaderboard import Leaderboard, TrialRow
 from tuning.objective import best, direction
@@ -395,6 +396,7 @@ def retrain(
         save_seed(folders[todo[k]], run)
         label, config = jobs[todo[k]]
         observer.retrain_progress(label, config.seed, spec.epochs, spec.epochs, finished=True)
+        holds.reached("seed-finished")  # saved: a test may stop the driver here
 
     def epoch_done(k: int, epoch: int) -> None:
         label, config = jobs[todo[k]]

@@ -113,13 +113,19 @@ def _main(argv: list[str] | None) -> int:
         f"[bold]results[/] {escape(str(result.run_dir))} "
         f"({result.trials} trials, {result.wall_s:.0f}s)"
     )
+    if result.trials_short:
+        console.print(
+            f"[bold yellow]warning:[/] {result.trials_short} planned trial(s) did not run "
+            f"({result.trials} of {result.trials + result.trials_short} ran); the results "
+            "cover the trials that ran. Run the same command with --resume to try the rest"
+        )
     if result.best_trial is None:
         console.print(
             f"[bold red]error:[/] {escape(nothing_to_retrain(result))} "
             f"(python tuning/report.py {escape(str(result.run_dir))})"
         )
         return 1
-    return 0
+    return 3 if result.trials_short else 0
 
 
 def nothing_to_retrain(result: Any) -> str:

@@ -529,6 +529,10 @@ def resume_conflicts(
         if f.name in RESUMABLE or f.name not in given:
             continue
         before, after = getattr(saved, f.name), getattr(requested, f.name)
+        if f.name == "trials" and after is not None and before is not None:
+            if after < before:  # more trials extend the study; fewer cannot undo any
+                out.append(f"--trials {after} (saved: {before}; a study grows, never shrinks)")
+            continue
         if not _same(f.name, before, after):
             out.append(f"{flag_of(f.name)} {_shown(after)} (saved: {_shown(before)})")
     return out
@@ -538,9 +542,9 @@ def resume_refusal(run_dir: Path, conflicts: list[str]) -> str:
     """The one-line error for flags a resumed study cannot take."""
     return (
         f"--resume: {'; '.join(conflicts)}: a resumed study keeps the settings saved in "
-        f"{run_dir / 'study.json'} (Ray Tune restores its trial count, search space and "
-        "scheduler from its saved state, and the finished trials ran with them). Drop these "
-        "flags to continue the study as saved, or start a new run with another --name"
+        f"{run_dir / 'study.json'} (the finished trials ran with them; only --trials may "
+        "grow, to extend the search). Drop these flags to continue the study as saved, or "
+        "start a new run with another --name"
     )
 
 

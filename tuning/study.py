@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from covidxr_core import atomic
 from covidxr_core.errors import ConfigError
 from covidxr_core.jsonsafe import dumps
-from tuning import signals
+from tuning import holds, signals
 from tuning.budget import early_stopping, startup_trials
 from tuning.efficiency import study_efficiency, study_slots
 from tuning.engines import SearchJob, get_engine
@@ -73,6 +73,8 @@ class StudyResult:
         returned_default: The race found nothing better than the sensible default, so
             ``best/`` is the default (``best_params`` are then the default trial's, or
             empty where the space cannot express the default).
+        trials_short: Planned trials the search could not run (0 when all ran; the
+            CLI then exits 3, and ``--resume`` tries them again).
     """
 
     run_dir: Path
@@ -86,6 +88,7 @@ class StudyResult:
     wall_s: float
     paths: dict[str, Path]
     returned_default: bool = False
+    trials_short: int = 0
 
     @property
     def trials(self) -> int:
@@ -171,6 +174,8 @@ def run_study(
         with claim(run_dir, resume), _library_logs(spec, run_dir), atomic.out_of_space(run_dir):
             if not resume:
                 _write_study(run_dir, spec, listing)
+            else:
+                _extend_study_file(run_dir, spec, observer)
             engine.check_storage(location)
             location.push(STUDY_FILE, DATA_FILES)
             observer = with_trackers(spec, run_dir, observer)  # MLflow, TensorBoard
@@ -193,6 +198,7 @@ def run_study(
             with signals.searching():  # SIGTERM: Ray Tune saves its state, then Terminated
                 board = engine.search(job)
             observer.note("search", f"{len(board.rows)} trials in {board.search_wall_s or 0:.1f}s")
+            holds.reached("search-ended")  # a test may stop the driver here (tuning.holds)
             if spec.selecting:
                 _select(spec, board, run_dir, observer)
             retrained = verdict = None
@@ -231,7 +237,29 @@ def run_study(
         wall_s=wall,
         paths=_paths(run_dir, report),
         returned_default=retrained.returned_default if retrained is not None else False,
+        trials_short=board.short_by,
     )
+
+
+def extend_study(
+    name: str,
+    trials: int,
+    output: str = "runs",
+    observer: StudyObserver | None = None,
+) -> StudyResult:
+    """Grows the finished (or stopped) study ``output/name`` to ``trials`` trials.
+
+    The same as ``tuning/run.py --name NAME --resume --trials N``: the trials already
+    run are kept, the search asks the same Optuna study for the difference (TPE keeps
+    all it learned), and the race, retrain and report run again over every trial (seeds
+    already trained for an unchanged configuration are kept). Every other setting is the
+    saved study's.
+
+    Raises:
+        StudyError: no study there, or ``trials`` is below the saved count.
+    """
+    spec = StudySpec(name=name, output=output, trials=trials)
+    return run_study(spec, resume=True, observer=observer, given={"trials", "output", "name"})
 
 
 def _conclude(
@@ -402,6 +430,23 @@ def _write_study(run_dir: Path, spec: StudySpec, listing: dict[str, list[int]] |
     atomic.write_text(run_dir / STUDY_FILE, json.dumps(saved, indent=2, sort_keys=True))
 
 
+def _extend_study_file(run_dir: Path, spec: StudySpec, observer: StudyObserver) -> None:
+    """Records a grown ``--trials`` in ``study.json``, so that a later plain ``--resume``
+    keeps the extended plan (the rest of the file, the data snapshot included, stays)."""
+    saved = json.loads((run_dir / STUDY_FILE).read_text())
+    before = saved.get("trials")
+    if before is None or spec.trials <= before:
+        return
+    saved["trials"] = spec.trials
+    atomic.write_text(run_dir / STUDY_FILE, json.dumps(saved, indent=2, sort_keys=True))
+    observer.note(
+        "extending",
+        f"--trials {spec.trials} (was {before}): the search asks the same Optuna study for "
+        f"{spec.trials - before} more, then the race, retrain and report run again on all "
+        f"{spec.trials}",
+    )
+
+
 def _check_data_unchanged(
     spec: StudySpec, run_dir: Path, data_changed: str, observer: StudyObserver
 ) -> None:
@@ -448,8 +493,10 @@ def _resumed(
     conflicts = resume_conflicts(saved, spec, given)
     if conflicts:
         raise StudyError(resume_refusal(run_dir, conflicts))
+    grown = "trials" in given and spec.trials > saved.trials  # --resume --trials N extends
     return dataclasses.replace(
         saved,
+        trials=spec.trials if grown else saved.trials,
         address=spec.address,
         verbose=spec.verbose,
         output=spec.output,
@@ -728,6 +775,7 @@ __all__ = [
     "base_config",
     "check_leakage",
     "default_config",
+    "extend_study",
     "load_data",
     "recipe_config",
     "run_study",

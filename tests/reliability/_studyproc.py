@@ -17,13 +17,14 @@ REPO = Path(__file__).resolve().parents[2]
 RUN = REPO / "tuning" / "run.py"
 
 
-def start(log: Path, *args: str) -> subprocess.Popen:
-    """Start a study in its own process group (so SIGKILL can take all of it)."""
+def start(log: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+    """Start a study in its own process group and session (its pid names both), so that
+    SIGKILL can take all of it and a test can find every process it started."""
     handle = open(log, "w")  # noqa: SIM115 - the child writes it; closed with the process
     return subprocess.Popen(
         [sys.executable, str(RUN), *args],
         stdout=handle, stderr=subprocess.STDOUT, text=True, cwd=REPO,
-        start_new_session=True, env={**os.environ, "COLUMNS": "200"},
+        start_new_session=True, env={**os.environ, "COLUMNS": "200", **(env or {})},
     )  # fmt: skip
 
 

@@ -219,23 +219,24 @@ def test_resume_with_changed_study_flags_is_refused_naming_each(tmp_path: Path) 
     before = (run_dir / "study.json").read_text()
     with observe(
         "study start",
-        "--resume with changed --trials, --data, --image-size and --space",
+        "--resume with fewer --trials, and changed --data, --image-size and --space",
         "exit 2 naming each flag with the given and the saved value; study.json unchanged",
     ) as seen:
         out, msg, err, wall, heavy = _cli(
             "--resume", "--name", "saved", "--output", str(tmp_path / "runs"),
-            "--trials", "5", "--data", str(other), "--image-size", "96", "--space", "default",
+            "--trials", "1", "--data", str(other), "--image-size", "96", "--space", "default",
         )  # fmt: skip
         _refused(seen, out, msg, err, wall, heavy)
-        for part in ("--trials 5 (saved: 2)", f"--data {other} (saved: {data})",
+        for part in ("--trials 1 (saved: 2; a study grows, never shrinks)",
+                     f"--data {other} (saved: {data})",
                      "--image-size 96 (saved: 64)", "--space default (saved: small)"):  # fmt: skip
             assert part in msg, (part, msg)
         assert "a resumed study keeps the settings saved in" in msg, msg
         assert (run_dir / "study.json").read_text() == before
     # A flag given with its default value is still a change from what was saved.
     out, msg, *_ = _cli("--resume", "--name", "saved", "--output", str(tmp_path / "runs"),
-                        "--trials", "50")  # fmt: skip
-    assert out.returncode == 2 and "--trials 50 (saved: 2)" in msg, msg
+                        "--image-size", "128")  # fmt: skip
+    assert out.returncode == 2 and "--image-size 128 (saved: 64)" in msg, msg
 
 
 def test_resume_takes_the_same_flags_and_where_it_runs() -> None:
@@ -247,6 +248,11 @@ def test_resume_takes_the_same_flags_and_where_it_runs() -> None:
     assert resume_conflicts(saved, same, given) == []
     # Not given (the CLI's default): not a change, whatever the value.
     assert resume_conflicts(saved, StudySpec(trials=9), set()) == []
+    # More trials extend the study; fewer are refused.
+    assert resume_conflicts(saved, StudySpec(trials=9), {"trials"}) == []
+    assert resume_conflicts(saved, StudySpec(trials=1), {"trials"}) == [
+        "--trials 1 (saved: 2; a study grows, never shrinks)"
+    ]
 
 
 def test_resume_through_the_api_refuses_before_any_decode(tmp_path: Path) -> None:
@@ -256,10 +262,10 @@ def test_resume_through_the_api_refuses_before_any_decode(tmp_path: Path) -> Non
     data = make_folder(tmp_path / "data")
     _saved_study(tmp_path, data)
     spec = StudySpec(
-        trials=7, image_size=64, space="small", data=str(data), output=str(tmp_path / "runs"),
+        trials=1, image_size=64, space="small", data=str(data), output=str(tmp_path / "runs"),
         name="saved", cache_dir=str(tmp_path / "cache"),
     )  # fmt: skip
-    with pytest.raises(StudyError, match=r"--trials 7 \(saved: 2\)"):
+    with pytest.raises(StudyError, match=r"--trials 1 \(saved: 2; a study grows"):
         run_study(spec, resume=True, given={"trials"})
     assert not (tmp_path / "cache").exists()
 

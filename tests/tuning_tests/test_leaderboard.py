@@ -110,3 +110,34 @@ def test_the_board_becomes_a_dataframe_with_the_parquet_columns(tmp_path):
     frame = board.to_pandas()
     assert list(frame.columns) == board.schema.names
     assert frame.loc[0, "param_learning_rate"] == 0.01
+
+
+def test_a_trial_cut_off_by_a_stop_is_dropped_and_not_counted(tmp_path):
+    from tuning.engines.ray_tune import unrun_starts
+    from tuning.starts import ORIGIN_KEY, Start
+
+    board = _board(tmp_path)
+    board.start("done", {"learning_rate": 0.01, ORIGIN_KEY: "default"}, 0.0, 1.0)
+    board.result("done", {"epoch": 3, "val_auc": 0.8})
+    board.finish("done")
+    board.start("failed", {"learning_rate": 0.02}, 0.0, 1.0)
+    board.finish("failed", error="TrialFailed: boom")
+    board.start("cut", {"learning_rate": 0.03, ORIGIN_KEY: "recipe"}, 0.0, 1.0)
+    board.result("cut", {"epoch": 1, "val_auc": 0.7})
+    # Failed trials ended: they count toward --trials; the one still running does not.
+    assert board.finished_count() == 2
+    assert board.drop_unfinished() == ["cut"]
+    assert sorted(board.rows) == ["done", "failed"] and board.finished_count() == 2
+    board.save()
+    assert sorted(r.trial_id for r in read_rows(tmp_path / "lb.parquet")) == ["done", "failed"]
+    # The recipe start never finished: a resumed search runs it first; the default did.
+    starts = [Start("default", {"learning_rate": 0.01}), Start("recipe", {"learning_rate": 0.03})]
+    assert [s.origin for s in unrun_starts(starts, board)] == ["recipe"]
+
+
+def test_search_rounds_have_their_own_folders_and_seeds():
+    from tuning.engines.ray_tune import round_name, round_seed
+
+    assert [round_name(i) for i in range(3)] == ["tune", "tune-2", "tune-3"]
+    assert round_seed(7, 0) == 7
+    assert len({round_seed(7, i) for i in range(5)}) == 5

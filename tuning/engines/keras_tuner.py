@@ -345,9 +345,11 @@ def _tuner_class(name: str) -> type:
         def pre_create_trial(self) -> None:
             # Hyperband has no trial cap of its own and none of the tuners has a clock:
             # a cap equal to the trials so far makes the oracle's next answer "stopped".
+            # Otherwise the cap is the study's --trials, which a resumed oracle's saved
+            # state may hold lower (--resume --trials N extends the search).
             if self.recorder.budget_spent():
                 self.oracle.max_trials = max(1, len(self.oracle.trials))
-            elif self.oracle.max_trials is None or self.oracle.max_trials > self.max_models:
+            else:
                 self.oracle.max_trials = self.max_models
 
         def _configure_tensorboard_dir(

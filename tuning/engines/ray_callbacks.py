@@ -14,6 +14,7 @@ from typing import Any
 
 from ray.tune import Callback
 
+from tuning import holds
 from tuning.engines.ray_trial import FAILURE_MARKER
 from tuning.failures import error_line
 from tuning.leaderboard import Leaderboard
@@ -62,13 +63,18 @@ class LeaderboardCallback(Callback):
         cpus: float,
         on_save: Callable[[], None] | None = None,
         observer: StudyObserver | None = None,
+        frozen: frozenset[str] = frozenset(),
     ):
         self.board = board
+        # Trials finished before this driver started (a resume): their rows stand, even
+        # where Tune's restored state holds them as unfinished and starts them again.
+        self.frozen = frozen
         self.gpus = gpus
         self.cpus = cpus
         self.on_save = on_save
         self.observer = observer or StudyObserver()
         self._dirty = False
+        self._passed: list[str] = []
 
     def __getstate__(self) -> dict[str, Any]:
         # Ray pickles the RunConfig into the experiment folder; the live objects are
@@ -80,11 +86,15 @@ class LeaderboardCallback(Callback):
             "on_save": None,
             "observer": None,
             "_dirty": False,
+            "_passed": [],
+            "frozen": frozenset(),
         }
 
     def _changed(self, trial_id: str, event: str) -> None:
         if event != "epoch":
             self._dirty = True
+        if event in HOLD_POINTS:
+            self._passed.append(HOLD_POINTS[event])
         self.observer.trial_event(self.board, trial_id, event)
 
     def _flush(self) -> None:
@@ -100,26 +110,39 @@ class LeaderboardCallback(Callback):
 
     def on_step_end(self, iteration: int, trials: list, **info: Any) -> None:
         self._flush()
+        passed, self._passed = self._passed, []
+        for point in passed:  # saved above: a test may stop the driver here (tuning.holds)
+            holds.reached(point)
 
     def on_trial_start(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self.frozen:
+            return
         self.board.start(trial.trial_id, trial.config, self.gpus, self.cpus)
         self._changed(trial.trial_id, "started")
 
     def on_trial_result(
         self, iteration: int, trials: list, trial: Any, result: dict, **info: Any
     ) -> None:
+        if trial.trial_id in self.frozen:
+            return
         self.board.result(trial.trial_id, result)
         self._changed(trial.trial_id, "epoch")
 
     def on_trial_complete(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self.frozen:
+            return
         self.board.finish(trial.trial_id)
         self._changed(trial.trial_id, "completed")
 
     def on_trial_error(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self.frozen:
+            return
         self.board.finish(trial.trial_id, error=read_error(trial))
         self._changed(trial.trial_id, "failed")
 
     def on_trial_recover(self, iteration: int, trials: list, trial: Any, **info: Any) -> None:
+        if trial.trial_id in self.frozen:
+            return
         self.board.retry(trial.trial_id, read_error(trial))
         self._changed(trial.trial_id, "retried")
 
@@ -148,5 +171,12 @@ class LeaderboardCallback(Callback):
                 self._changed(trial.trial_id, "completed")
         self._flush()
 
+
+# Trial events that are points of tuning.holds.
+HOLD_POINTS = {
+    "started": "trial-started",
+    "completed": "trial-finished",
+    "failed": "trial-finished",
+}
 
 __all__ = ["LeaderboardCallback", "read_error"]

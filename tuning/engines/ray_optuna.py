@@ -74,6 +74,11 @@ class ConstrainedOptunaSearch(OptunaSearch):
         self, trial_id: str, result: dict[str, Any] | None = None, error: bool = False
     ) -> None:
         ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and self._told_before(ot_trial):
+            # Told by an earlier driver, whose Tune state was saved a step before it:
+            # the trial was not trained again (ray_trial.run_trial), its record stands.
+            self._completed_trials.add(trial_id)
+            return
         if ot_trial is not None and result and trial_id not in self._completed_trials:
             for c in self._constraints:
                 value = result.get(column(c.name))
@@ -90,6 +95,23 @@ class ConstrainedOptunaSearch(OptunaSearch):
                 self._completed_trials.add(trial_id)
                 return
         super().on_trial_complete(trial_id, result, error)
+
+    def on_trial_result(self, trial_id: str, result: dict[str, Any]) -> None:
+        ot_trial = self._ot_trials.get(trial_id)
+        if ot_trial is not None and self._told_before(ot_trial):
+            return
+        super().on_trial_result(trial_id, result)
+
+    def _told_before(self, ot_trial: Any) -> bool:
+        """Whether Optuna's storage holds this trial as finished already."""
+        study = getattr(self, "_ot_study", None)
+        number = getattr(ot_trial, "_trial_id", None)
+        if study is None or number is None:
+            return False
+        try:
+            return bool(study._storage.get_trial(number).state.is_finished())
+        except Exception:  # a storage hiccup must not stop the search; tell as usual
+            return False
 
     def _stopped_early(self, result: dict[str, Any]) -> bool:
         if self._max_epochs is None or isinstance(self.metric, list):

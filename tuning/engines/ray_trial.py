@@ -54,6 +54,7 @@ def run_trial(
     folds: Sequence[Any] | None = None,
     measured: Sequence[str] = (),
     metric: str = DEFAULT_METRIC,
+    finished: frozenset[str] = frozenset(),
 ) -> None:
     """Ray Tune function trainable: train one configuration, report every epoch.
 
@@ -72,10 +73,21 @@ def run_trial(
         metric: The study's metric: every report carries its score so far (``score``,
             the mean of its last epochs, `tuning.objective.final_score`), which Optuna
             and ASHA rank by.
+        finished: Trial ids the leaderboard already holds as finished (a resumed study):
+            Tune may restore one as unfinished when its state was saved a step behind;
+            such a trial returns at once instead of training again.
     """
     import ray
     from ray import tune
     from ray.train._internal.session import get_session
+
+    from tuning.engines.lifeline import follow_parent
+
+    if tune.get_context().get_trial_id() in finished:
+        # The leaderboard holds this trial as finished; Ray Tune's restored state, saved
+        # a step earlier, does not. Its result stands: it is not trained twice.
+        return
+    follow_parent()  # a trial never trains on after its raylet is gone (lifeline)
 
     from covidxr_core import TrainingStopped, _reuse, configure_backend, train
 

@@ -21,6 +21,7 @@ from tuning.budget import MAX_STARTUP_TRIALS, early_stopping, startup_trials
 from tuning.crossval import needs_measuring
 from tuning.efficiency import capacity_slots
 from tuning.engines import SearchJob
+from tuning.engines.lifeline import DaemonWatch, end_driver, follow_parent
 from tuning.engines.ray_warmup import DIR_VAR, plain_trial_actors, warm_slots, worker_environment
 from tuning.errors import StudyError
 from tuning.failures import is_lost_to_reuse
@@ -148,6 +149,7 @@ class RayTuneEngine:
         self._fits_now = True
         self._plain_actors = False  # trial actors without a runtime env (ray_warmup)
         self._tickets: str | None = None  # the warm-up tickets' folder this engine made
+        self._watch: DaemonWatch | None = None  # the local instance's daemons (lifeline)
 
     # ---------------------------------------------------------------- cluster
 
@@ -214,6 +216,12 @@ class RayTuneEngine:
                 self._drop_tickets()
                 raise StudyError(f"could not start a local Ray instance: {exc}") from None
             self._plain_actors = True
+            # The GCS or raylet ending under a live driver (a whole-group SIGTERM, an OOM
+            # kill) ends the study in one line, not after Ray's 60 s GCS timeout.
+            self._watch = DaemonWatch(
+                lambda what: end_driver(what, stop_requested()), signalled=stop_requested
+            )
+            self._watch.start()
         self._started_ray = True
         try:
             self._size_up(spec, may_grow=bool(spec.address), joined=bool(spec.address))
@@ -292,6 +300,9 @@ class RayTuneEngine:
         }
 
     def stop(self) -> None:
+        if self._watch is not None:
+            self._watch.stop()  # the shutdown below ends the daemons on purpose
+            self._watch = None
         if self._started_ray:
             import ray
 
@@ -387,6 +398,8 @@ class RayTuneEngine:
         board = Leaderboard(
             run_dir / LEADERBOARD_FILE, job.space, spec.metric, spec.mode, spec.epochs
         )
+        # What the leaderboard holds as finished stands; Tune's state may lag it a step.
+        frozen = frozenset(t for t, r in board.rows.items() if r.finished)
         callbacks: list[Any] = [
             LeaderboardCallback(
                 board,
@@ -394,6 +407,7 @@ class RayTuneEngine:
                 spec.cpus_per_trial,
                 on_save=lambda: location.push(LEADERBOARD_FILE, OPTUNA_FILE),
                 observer=job.observer,
+                frozen=frozen,
             )
         ]
         objectives = spec.objective_list()
@@ -413,10 +427,10 @@ class RayTuneEngine:
                 folds=job.folds,
                 measured=needs_measuring(names_used(spec)),
                 metric=spec.metric,
+                finished=frozen,
             ),
             {"cpu": spec.cpus_per_trial, "gpu": self.gpus_per_trial},
         )
-        tune_path = f"{location.tune_storage}/{TUNE_DIR}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
         # Trials at once: what the user asked, else a local instance's slots. Ray keeps a
         # finished trial's worker for the next trial only if that trial is already staged,
@@ -454,28 +468,25 @@ class RayTuneEngine:
                     "the CPUs of any GPU worker the autoscaler adds; where GPU workers come "
                     "on demand (cluster.yaml), set gpus_per_trial (--gpus-per-trial 0.25)"
                 )
-        if job.resume and tune.Tuner.can_restore(tune_path):
-            job.observer.note("resuming", tune_path)
-            tuner = tune.Tuner.restore(
-                tune_path, trainable=trainable, resume_unfinished=True, resume_errored=False
-            )
-            # Ray pickles the RunConfig with the study; the live callbacks replace its copies.
-            tuner._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
-        else:
+
+        def fresh(name: str, samples: int, starts: Sequence[Any], round_index: int) -> Any:
             # Several objectives: Optuna's TPE is multi-objective itself (MOTPE), and Ray's
             # OptunaSearch passes lists of metrics and modes through; constraints go to the
             # sampler's constraints_func, which reads the values ConstrainedOptunaSearch
-            # stores on each Optuna trial as user attrs before telling it complete.
+            # stores on each Optuna trial as user attrs before telling it complete. Every
+            # round asks the one Optuna study in optuna.db (load_if_exists), so a round
+            # that tops a resumed or extended search up keeps all that TPE has learned.
             searcher: Any = ConstrainedOptunaSearch(
                 constraints=constraints,
-                origins=tuple(s.origin for s in job.starts),
+                origins=tuple(s.origin for s in starts),
                 max_epochs=spec.epochs,
-                points_to_evaluate=[dict(s.values) for s in job.starts] or None,
+                points_to_evaluate=[dict(s.values) for s in starts] or None,
                 space=job.space.to_optuna(),
                 metric=[column(o.name) for o in objectives] if many else tune_metric,
                 mode=[o.mode for o in objectives] if many else objectives[0].mode,
                 sampler=optuna.samplers.TPESampler(
-                    seed=spec.seed,
+                    # A later round's random draws must not repeat the first round's.
+                    seed=round_seed(spec.seed, round_index),
                     n_startup_trials=startup_trials(spec.trials, len(job.starts)),
                     constraints_func=ConstraintsFunc(constraints) if constraints else None,
                 ),
@@ -499,20 +510,20 @@ class RayTuneEngine:
                 if early.enabled and any(o.name == spec.metric for o in objectives)
                 else FIFOScheduler()
             )
-            tuner = tune.Tuner(
+            return tune.Tuner(
                 trainable,
                 tune_config=tune.TuneConfig(
                     metric=tune_metric,
                     mode=spec.mode,
                     search_alg=searcher,
                     scheduler=scheduler,
-                    num_samples=spec.trials,
+                    num_samples=samples,
                     reuse_actors=True,
                     max_concurrent_trials=limit,
                     time_budget_s=spec.time_budget_s,
                 ),
                 run_config=tune.RunConfig(
-                    name=TUNE_DIR,
+                    name=name,
                     storage_path=location.tune_storage,
                     verbose=2 if spec.verbose else 0,
                     callbacks=callbacks,
@@ -520,17 +531,24 @@ class RayTuneEngine:
                     checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
                 ),
             )
-        job.observer.search_started(board, spec.trials)
-        started = time.monotonic()
-        try:
+
+        def restore(path: str, errored: bool) -> Any:
+            tuner = tune.Tuner.restore(
+                path, trainable=trainable, resume_unfinished=True, resume_errored=errored
+            )
+            # Ray pickles the RunConfig with the study; the live callbacks replace its copies.
+            tuner._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
+            return tuner
+
+        def fit(tuner: Any, path: str) -> None:
             with self._fitting(ahead, bundle, wanted):
                 tuner.fit()
-            if stop_requested():  # SIGTERM: Tune saved its state; --resume goes on from it
-                return board
+            if stop_requested():
+                return
             lost = [
                 r for r in board.rows.values() if r.status == "ERROR" and is_lost_to_reuse(r.error)
             ]
-            if lost and tune.Tuner.can_restore(tune_path):
+            if lost and tune.Tuner.can_restore(path):
                 # These trials never trained: Ray ended them because their reused worker
                 # did not reset in time. Run them again on fresh workers; trials that
                 # failed for a deterministic reason re-raise at once from their marker.
@@ -542,33 +560,112 @@ class RayTuneEngine:
                     f"{len(lost)} trial(s) were ended by Ray before they ran (a reused worker "
                     "failed to reset); running them again"
                 )
-                again = tune.Tuner.restore(
-                    tune_path, trainable=trainable, resume_unfinished=True, resume_errored=True
-                )
-                again._local_tuner._run_config.callbacks = callbacks  # type: ignore[union-attr]
                 with self._fitting(ahead, bundle, wanted):
-                    again.fit()
-            if job.resume and spec.time_budget_s is None and len(board.rows) < spec.trials:
-                # Tune restored fewer trials than the study planned (its experiment state is
-                # written in place, so a save cut off by a full disk loses its tail): the
-                # search is over, short. Never silently.
-                job.observer.warning(
-                    f"the resumed search ended with {len(board.rows)} of {spec.trials} trials: "
-                    "Ray Tune's saved state held fewer trials than planned (a save cut off, "
-                    "e.g. by a full disk); the leaderboard holds every trial that ran"
-                )
-            closed = close_zombie_trials(run_dir)
-            if closed:
-                job.observer.note(
-                    "optuna",
-                    f"closed {closed} trial(s) left RUNNING (cut off by the time budget, or "
-                    "by a driver killed earlier) as FAIL, the reason in their user attributes",
-                )
+                    restore(path, errored=True).fit()
+
+        storage = location.tune_storage
+        latest = last_round(storage) if job.resume else None
+        job.observer.search_started(board, spec.trials)
+        started = time.monotonic()
+        try:
+            if latest is not None:  # the round the driver was in when it stopped
+                path = f"{storage}/{round_name(latest)}"
+                job.observer.note("resuming", path)
+                try:
+                    tuner = restore(path, errored=False)
+                except Exception as exc:  # e.g. a state file cut off by a full disk
+                    job.observer.warning(
+                        f"Ray Tune's saved state in {path} cannot be restored "
+                        f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); the "
+                        "trials it held that had not finished are asked of Optuna again"
+                    )
+                else:
+                    fit(tuner, path)
+            index = 0 if latest is None else latest + 1
+            finished_before_round = -1
+            while not stop_requested():
+                # Count what ran against the plan: the leaderboard and Optuna's record, not
+                # Ray's restored state alone (a driver killed between Ray saving its
+                # searcher and its trial list leaves the two out of step).
+                dropped = board.drop_unfinished()
+                if dropped:
+                    board.save()
+                    job.observer.note(
+                        "resuming",
+                        f"{len(dropped)} trial(s) cut off by the stop that Ray Tune's saved "
+                        f"state does not hold ({', '.join(dropped)}): asked again of Optuna",
+                    )
+                closed = close_zombie_trials(run_dir)
+                if closed:
+                    job.observer.note(
+                        "optuna",
+                        f"closed {closed} trial(s) left RUNNING (cut off by the time budget, "
+                        "or by a driver killed earlier) as FAIL, the reason in their user "
+                        "attributes",
+                    )
+                missing = spec.trials - board.finished_count()
+                if missing <= 0 or (spec.time_budget_s is not None and index > 0):
+                    break
+                if index > 0 and board.finished_count() <= finished_before_round:
+                    job.observer.warning(
+                        f"the search ended with {board.finished_count()} of {spec.trials} "
+                        "trials: a round asked for the rest and none finished"
+                    )
+                    board.short_by = missing
+                    break
+                name = round_name(index)
+                if index > 0:
+                    job.observer.note(
+                        "search",
+                        f"{board.finished_count()} of {spec.trials} trials done: asking Optuna "
+                        f"for the other {missing} ({name}/)",
+                    )
+                finished_before_round = board.finished_count()
+                todo = unrun_starts(job.starts, board)
+                fit(fresh(name, missing, todo, index), f"{storage}/{name}")
+                index += 1
         finally:
             board.search_wall_s = time.monotonic() - started
             job.observer.search_ended(board)
             board.save()
         return board
+
+
+def round_name(index: int) -> str:
+    """The Tune experiment folder of the search's round ``index``: ``tune`` for the first,
+    ``tune-2``, ``tune-3``… for the rounds that top a resumed or extended search up."""
+    return TUNE_DIR if index == 0 else f"{TUNE_DIR}-{index + 1}"
+
+
+def round_seed(seed: int, index: int) -> int:
+    """TPE's seed in round ``index``: the study's seed first, then one derived from it."""
+    return seed if index == 0 else (seed * 1_000_003 + index) % 2**31
+
+
+def last_round(storage: str) -> int | None:
+    """The index of the last round Ray Tune can restore under ``storage``; None if none."""
+    from ray import tune
+
+    index, last = 0, None
+    while tune.Tuner.can_restore(f"{storage}/{round_name(index)}"):
+        last, index = index, index + 1
+    return last
+
+
+def unrun_starts(starts: Sequence[Any], board: Leaderboard) -> list[Any]:
+    """The starting points (`tuning.starts.Start`) no finished trial on ``board`` ran:
+    a study stopped before its first trials finished runs them first when it goes on."""
+    ran: dict[str, int] = {}
+    for row in board.rows.values():
+        if row.finished and row.origin not in (None, "search"):
+            ran[row.origin] = ran.get(row.origin, 0) + 1
+    out = []
+    for start in starts:
+        if ran.get(start.origin, 0) > 0:
+            ran[start.origin] -= 1
+        else:
+            out.append(start)
+    return out
 
 
 @contextlib.contextmanager
@@ -678,6 +775,7 @@ JOB_RETRIES = 3
 
 def _job(fn: Callable[..., Any], index: int, queue: Any, *args: Any) -> Any:
     """One `RayTuneEngine.run_jobs` call inside its Ray task (epochs go into ``queue``)."""
+    follow_parent()  # a seed never trains on after its raylet is gone (lifeline)
     if queue is None:
         return fn(*args)
 
