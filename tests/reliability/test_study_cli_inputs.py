@@ -306,3 +306,15 @@ def test_smoke_test_keeps_explicit_flags(tmp_path: Path) -> None:
             f"space={spec.space}; printed {msg[:160]!r}"  # fmt: skip
         assert out.returncode == 2, msg
         assert "smoke test: keeping --epochs 2, --image-size 96, --space default as given" in msg
+
+
+def test_extend_study_refuses_fewer_trials_before_any_decode(tmp_path: Path) -> None:
+    from tuning import extend_study
+    from tuning.errors import StudyError
+
+    data = make_folder(tmp_path / "data")
+    run_dir = _saved_study(tmp_path, data)
+    before = (run_dir / "study.json").read_text()
+    with pytest.raises(StudyError, match=r"--trials 1 \(saved: 2; a study grows"):
+        extend_study("saved", trials=1, output=str(tmp_path / "runs"))
+    assert (run_dir / "study.json").read_text() == before
