@@ -18,6 +18,7 @@ RAY_ALLOWED = (
     "tuning.engines.ray_callbacks",
     "tuning.engines.ray_optuna",
     "tuning.engines.ray_warmup",
+    "tuning.engines.ray_lifeline",
     "tuning.runfolder",
 )
 

@@ -81,13 +81,13 @@ def run_trial(
     from ray import tune
     from ray.train._internal.session import get_session
 
-    from tuning.engines.lifeline import follow_parent
+    from tuning.engines.ray_lifeline import follow_parent
 
     if tune.get_context().get_trial_id() in finished:
         # The leaderboard holds this trial as finished; Ray Tune's restored state, saved
         # a step earlier, does not. Its result stands: it is not trained twice.
         return
-    follow_parent()  # a trial never trains on after its raylet is gone (lifeline)
+    follow_parent()  # a trial never trains on after its raylet is gone (ray_lifeline)
 
     from covidxr_core import TrainingStopped, _reuse, configure_backend, train
 

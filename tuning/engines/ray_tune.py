@@ -21,7 +21,7 @@ from tuning.budget import MAX_STARTUP_TRIALS, early_stopping, startup_trials
 from tuning.crossval import needs_measuring
 from tuning.efficiency import capacity_slots
 from tuning.engines import SearchJob
-from tuning.engines.lifeline import DaemonWatch, end_driver, follow_parent
+from tuning.engines.ray_lifeline import DaemonWatch, end_driver, follow_parent
 from tuning.engines.ray_warmup import DIR_VAR, plain_trial_actors, warm_slots, worker_environment
 from tuning.errors import StudyError
 from tuning.failures import is_lost_to_reuse
@@ -149,7 +149,7 @@ class RayTuneEngine:
         self._fits_now = True
         self._plain_actors = False  # trial actors without a runtime env (ray_warmup)
         self._tickets: str | None = None  # the warm-up tickets' folder this engine made
-        self._watch: DaemonWatch | None = None  # the local instance's daemons (lifeline)
+        self._watch: DaemonWatch | None = None  # the local instance's daemons (ray_lifeline)
 
     # ---------------------------------------------------------------- cluster
 
@@ -775,7 +775,7 @@ JOB_RETRIES = 3
 
 def _job(fn: Callable[..., Any], index: int, queue: Any, *args: Any) -> Any:
     """One `RayTuneEngine.run_jobs` call inside its Ray task (epochs go into ``queue``)."""
-    follow_parent()  # a seed never trains on after its raylet is gone (lifeline)
+    follow_parent()  # a seed never trains on after its raylet is gone (ray_lifeline)
     if queue is None:
         return fn(*args)
 

@@ -28,6 +28,7 @@ import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 POLL_S = 0.5
 DAEMONS = ("gcs_server", "raylet")  # the local processes a study cannot run without
@@ -134,7 +135,8 @@ def _daemon_logs() -> dict[str, Path]:
     try:
         import ray
 
-        folder = Path(ray._private.worker._global_node.get_logs_dir_path())
+        node: Any = ray._private.worker._global_node
+        folder = Path(node.get_logs_dir_path())
     except Exception:
         return {}
     return {name: folder / f"{name}.out" for name in DAEMONS}
@@ -177,7 +179,7 @@ def _kill_local_ray() -> None:
     try:
         import ray
 
-        node = ray._private.worker._global_node
+        node: Any = ray._private.worker._global_node
         processes = [info.process for infos in node.all_processes.values() for info in infos]
     except Exception:
         return
