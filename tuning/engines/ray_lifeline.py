@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -53,8 +54,8 @@ def follow_parent(poll_s: float = POLL_S) -> None:
     parent = os.getppid()
 
     def watch() -> None:
-        stop = threading.Event()
-        while not stop.wait(poll_s):
+        while True:
+            time.sleep(poll_s)
             if os.getppid() != parent:  # re-parented: the raylet is gone
                 os._exit(1)
 
@@ -76,6 +77,8 @@ class DaemonWatch:
     Args:
         on_lost: Called with a one-line description when a daemon has ended; it should
             not return (it ends the driver).
+        signalled: Whether a SIGTERM reached the driver; then a daemon whose log says
+            it got one too counts as ended.
         poll_s: How often to look.
     """
 
@@ -132,14 +135,21 @@ SIGTERM_LINE = b"received SIGTERM"  # what Ray's GCS and raylet log when a SIGTE
 
 def _daemon_logs() -> dict[str, Path]:
     """The GCS's and raylet's stdout logs of the local instance, by daemon name."""
+    node = _local_node()
+    if node is None:
+        return {}
+    folder = Path(node.get_logs_dir_path())
+    return {name: folder / f"{name}.out" for name in DAEMONS}
+
+
+def _local_node() -> Any:
+    """The Ray node this process started (`ray._private.node.Node`), else None."""
     try:
         import ray
 
-        node: Any = ray._private.worker._global_node
-        folder = Path(node.get_logs_dir_path())
-    except Exception:
-        return {}
-    return {name: folder / f"{name}.out" for name in DAEMONS}
+        return ray._private.worker._global_node
+    except (ImportError, AttributeError):
+        return None
 
 
 def _says_sigterm(log: Path, tail: int = 1 << 16) -> bool:
@@ -156,12 +166,7 @@ def _says_sigterm(log: Path, tail: int = 1 << 16) -> bool:
 
 def _local_daemons() -> dict[str, list[object]]:
     """The driver's own GCS and raylet processes (`subprocess.Popen`), by name."""
-    try:
-        import ray
-
-        node = ray._private.worker._global_node  # set only where this process started Ray
-    except (ImportError, AttributeError):
-        return {}
+    node = _local_node()  # set only where this process started Ray
     if node is None:
         return {}
     out: dict[str, list[object]] = {}
@@ -176,13 +181,10 @@ def _local_daemons() -> dict[str, list[object]]:
 def _kill_local_ray() -> None:
     """SIGKILLs every process of the local Ray instance this driver started (best effort:
     the instance is broken already, and its processes must not outlive the driver)."""
-    try:
-        import ray
-
-        node: Any = ray._private.worker._global_node
-        processes = [info.process for infos in node.all_processes.values() for info in infos]
-    except Exception:
+    node = _local_node()
+    if node is None:
         return
+    processes = [info.process for infos in node.all_processes.values() for info in infos]
     for process in processes:
         try:
             if process is not None and process.poll() is None:
